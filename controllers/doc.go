@@ -1,0 +1,21 @@
+// Package controllers registers Drover's reconcilers with a controller-runtime Manager. Each
+// reconciler lives in its own package below this one.
+package controllers
+
+import ctrl "sigs.k8s.io/controller-runtime"
+
+// SetupFunc adds one reconciler to a Manager.
+type SetupFunc func(mgr ctrl.Manager) error
+
+// All lists every reconciler droverd runs, in the order they are added.
+var All []SetupFunc
+
+// SetupAll adds every reconciler in All to mgr.
+func SetupAll(mgr ctrl.Manager) error {
+	for _, setup := range All {
+		if err := setup(mgr); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,4 @@
+// Package apiserver assembles droverd's API server: k8s.io/apiextensions-apiserver serving the
+// ecs.drover.dev CRDs, the built-in groups kubectl and controllers need, droverd's own
+// authentication, authorization and admission, and storage in etcd (embedded or external).
+package apiserver

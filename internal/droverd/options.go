@@ -1,0 +1,193 @@
+// Package droverd turns droverd's command line into a running control plane: the API server with
+// embedded or external etcd, and the controllers (in-process, or alone against another API server).
+package droverd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/drover-dev/drover/internal/apiserver"
+	"github.com/drover-dev/drover/internal/apiserver/builtin"
+	"github.com/drover-dev/drover/internal/manager"
+)
+
+// Options are droverd's flags. Names follow kube-apiserver's where it has the same setting.
+type Options struct {
+	DataDir        string
+	BindAddress    string
+	SecurePort     int
+	TLSSANs        []string
+	EtcdServers    []string
+	EtcdCAFile     string
+	EtcdCertFile   string
+	EtcdKeyFile    string
+	EtcdPrefix     string
+	EtcdClientPort int
+	EtcdPeerPort   int
+	Profiling      bool
+
+	Controllers     bool
+	ControllersOnly bool
+	Kubeconfig      string
+	LeaderElect     bool
+	HealthProbeBind string
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	return &Options{
+		DataDir:        "./drover-data",
+		BindAddress:    "0.0.0.0",
+		SecurePort:     6443,
+		EtcdPrefix:     "/drover",
+		EtcdClientPort: 2379,
+		EtcdPeerPort:   2380,
+		Controllers:    true,
+		LeaderElect:    true,
+	}
+}
+
+// AddFlags registers the flags.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "Directory for the CA and certificates (pki/), the admin kubeconfig and the embedded etcd's data (etcd/).")
+	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "IP address to serve the API on (0.0.0.0 for all interfaces).")
+	fs.IntVar(&o.SecurePort, "secure-port", o.SecurePort, "Port to serve the API on, over TLS.")
+	fs.StringSliceVar(&o.TLSSANs, "tls-san", o.TLSSANs, "Extra DNS names or IP addresses for the serving certificate (hosts and clients dial these).")
+	fs.StringSliceVar(&o.EtcdServers, "etcd-servers", o.EtcdServers, "External etcd endpoints (https://host:port, comma separated). Without it droverd runs etcd embedded.")
+	fs.StringVar(&o.EtcdCAFile, "etcd-cafile", o.EtcdCAFile, "CA bundle that verifies the external etcd's serving certificate.")
+	fs.StringVar(&o.EtcdCertFile, "etcd-certfile", o.EtcdCertFile, "Client certificate for the external etcd.")
+	fs.StringVar(&o.EtcdKeyFile, "etcd-keyfile", o.EtcdKeyFile, "Client key for the external etcd.")
+	fs.StringVar(&o.EtcdPrefix, "etcd-prefix", o.EtcdPrefix, "Key prefix of every object in etcd; droverds sharing an etcd must use the same prefix.")
+	fs.IntVar(&o.EtcdClientPort, "etcd-client-port", o.EtcdClientPort, "Client port of the embedded etcd (on 127.0.0.1, mutual TLS).")
+	fs.IntVar(&o.EtcdPeerPort, "etcd-peer-port", o.EtcdPeerPort, "Peer port of the embedded etcd (on 127.0.0.1, mutual TLS).")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve /debug/pprof to admins.")
+	fs.BoolVar(&o.Controllers, "controllers", o.Controllers, "Run Drover's controllers in this process (leader-elected). --controllers=false serves the API only.")
+	fs.BoolVar(&o.ControllersOnly, "controllers-only", o.ControllersOnly, "Run only the controllers, against the API server in --kubeconfig (for example a Kubernetes cluster with Drover's CRDs).")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig of the API server to run the controllers against (with --controllers-only; in-cluster config when empty).")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect one leader among controller processes with a Lease, so that several can run at once.")
+	fs.StringVar(&o.HealthProbeBind, "health-probe-bind-address", o.HealthProbeBind, "With --controllers-only: address for the controllers' /healthz and /readyz (e.g. :8081); empty is off.")
+}
+
+// Complete fills in derived values.
+func (o *Options) Complete() error {
+	if o.DataDir != "" {
+		abs, err := filepath.Abs(o.DataDir)
+		if err != nil {
+			return err
+		}
+		o.DataDir = abs
+	}
+	if o.Kubeconfig == "" && o.ControllersOnly {
+		o.Kubeconfig = os.Getenv("KUBECONFIG")
+	}
+	return nil
+}
+
+// Validate checks the flags and says how to fix what is wrong.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.ControllersOnly {
+		if !o.Controllers {
+			errs = append(errs, errors.New("--controllers-only and --controllers=false exclude each other"))
+		}
+		return errors.Join(errs...)
+	}
+	if o.Kubeconfig != "" {
+		errs = append(errs, errors.New("--kubeconfig is only used with --controllers-only"))
+	}
+	if net.ParseIP(o.BindAddress) == nil {
+		errs = append(errs, fmt.Errorf("--bind-address %q is not an IP address", o.BindAddress))
+	}
+	for name, port := range map[string]int{"--secure-port": o.SecurePort, "--etcd-client-port": o.EtcdClientPort, "--etcd-peer-port": o.EtcdPeerPort} {
+		if port < 1 || port > 65535 {
+			errs = append(errs, fmt.Errorf("%s %d is out of range 1-65535", name, port))
+		}
+	}
+	if len(o.EtcdServers) == 0 && o.EtcdClientPort == o.EtcdPeerPort {
+		errs = append(errs, fmt.Errorf("--etcd-client-port and --etcd-peer-port must differ (both %d)", o.EtcdClientPort))
+	}
+	for _, s := range o.EtcdServers {
+		if !strings.HasPrefix(s, "https://") && !strings.HasPrefix(s, "http://") {
+			errs = append(errs, fmt.Errorf("--etcd-servers entry %q must be a URL such as https://127.0.0.1:2379", s))
+		}
+	}
+	if len(o.EtcdServers) > 0 && (o.EtcdCertFile == "") != (o.EtcdKeyFile == "") {
+		errs = append(errs, errors.New("--etcd-certfile and --etcd-keyfile go together"))
+	}
+	if !strings.HasPrefix(o.EtcdPrefix, "/") {
+		errs = append(errs, fmt.Errorf("--etcd-prefix %q must start with /", o.EtcdPrefix))
+	}
+	if o.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir must not be empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// Run runs droverd until ctx ends.
+func (o *Options) Run(ctx context.Context) error {
+	if o.ControllersOnly {
+		cfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+		if err != nil {
+			return fmt.Errorf("loading --kubeconfig: %w", err)
+		}
+		klog.InfoS("running controllers only", "server", cfg.Host)
+		return manager.Run(ctx, cfg, manager.Options{
+			LeaderElection: o.LeaderElect, LeaderElectionNamespace: builtin.SystemNamespace,
+			HealthProbeBindAddress: o.HealthProbeBind,
+		})
+	}
+	srv, err := apiserver.New(ctx, o.ServerConfig())
+	if err != nil {
+		return err
+	}
+	klog.InfoS("droverd is starting", "url", srv.URL, "adminKubeconfig", srv.AdminKubeconfig)
+	fmt.Fprintf(os.Stderr, "\nAdmin kubeconfig: %s\nTry: kubectl --kubeconfig %s get namespaces\n\n", srv.AdminKubeconfig, relative(srv.AdminKubeconfig))
+	return srv.Run(ctx)
+}
+
+// ServerConfig is the API server configuration these options describe.
+func (o *Options) ServerConfig() apiserver.Config {
+	cfg := apiserver.Config{
+		DataDir: o.DataDir, BindAddress: net.ParseIP(o.BindAddress), SecurePort: o.SecurePort, TLSSANs: o.TLSSANs,
+		EtcdServers: o.EtcdServers, EtcdCAFile: o.EtcdCAFile, EtcdCertFile: o.EtcdCertFile, EtcdKeyFile: o.EtcdKeyFile,
+		EtcdPrefix: o.EtcdPrefix, EtcdClientPort: o.EtcdClientPort, EtcdPeerPort: o.EtcdPeerPort,
+		EnableProfiling: o.Profiling,
+	}
+	if o.Controllers {
+		leaderElect := o.LeaderElect
+		cfg.PostStart = append(cfg.PostStart, apiserver.NamedHook{Name: "drover-controllers", Fn: func(hc genericapiserver.PostStartHookContext) error {
+			mgr, err := manager.New(hc.LoopbackClientConfig, manager.Options{LeaderElection: leaderElect, LeaderElectionNamespace: builtin.SystemNamespace})
+			if err != nil {
+				return err
+			}
+			go func() {
+				if err := mgr.Start(hc.Context); err != nil {
+					klog.ErrorS(err, "controllers stopped")
+				}
+			}()
+			return nil
+		}})
+	}
+	return cfg
+}
+
+func relative(path string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return path
+	}
+	if rel, err := filepath.Rel(wd, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return "./" + rel
+	}
+	return path
+}

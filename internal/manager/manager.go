@@ -1,0 +1,91 @@
+// Package manager runs Drover's controllers in a controller-runtime Manager with leader election,
+// either inside droverd or alone against any Kubernetes-compatible API server.
+package manager
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/controllers"
+)
+
+// LeaderElectionID names the Lease the controllers' leader holds.
+const LeaderElectionID = "drover-controllers"
+
+// Scheme knows every type Drover's controllers read or write.
+var Scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(corev1.AddToScheme(Scheme))
+	utilruntime.Must(coordinationv1.AddToScheme(Scheme))
+	utilruntime.Must(ecsv1alpha1.AddToScheme(Scheme))
+}
+
+// Options configure the Manager.
+type Options struct {
+	// LeaderElection turns leader election on; only the leader runs controllers.
+	LeaderElection bool
+	// LeaderElectionNamespace holds the Lease.
+	LeaderElectionNamespace string
+	// MetricsBindAddress serves controller metrics on their own port; "0" turns it off (droverd
+	// serves them on its API port instead).
+	MetricsBindAddress string
+	// HealthProbeBindAddress serves /healthz and /readyz for the controllers alone; "" or "0" is off.
+	HealthProbeBindAddress string
+}
+
+// New builds a Manager with every Drover controller registered.
+func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	if o.MetricsBindAddress == "" {
+		o.MetricsBindAddress = "0"
+	}
+	leaseDuration, renew, retry := 15*time.Second, 10*time.Second, 2*time.Second
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        Scheme,
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		LeaderElection:                o.LeaderElection,
+		LeaderElectionID:              LeaderElectionID,
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionResourceLock:    "leases",
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &leaseDuration,
+		RenewDeadline:                 &renew,
+		RetryPeriod:                   &retry,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating controller manager: %w", err)
+	}
+	if o.HealthProbeBindAddress != "" && o.HealthProbeBindAddress != "0" {
+		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+			return nil, err
+		}
+		if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+			return nil, err
+		}
+	}
+	if err := controllers.SetupAll(mgr); err != nil {
+		return nil, fmt.Errorf("setting up controllers: %w", err)
+	}
+	return mgr, nil
+}
+
+// Run builds the Manager and runs it until ctx ends.
+func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+	mgr, err := New(cfg, o)
+	if err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
