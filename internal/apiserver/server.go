@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -211,7 +210,7 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	if err := installBuiltins(g, builtinGetter, namespaces); err != nil {
 		return nil, err
 	}
-	gatherers := prometheus.Gatherers{legacyregistry.DefaultGatherer, crmetrics.Registry}
+	gatherers := firstWins{legacyregistry.DefaultGatherer, crmetrics.Registry}
 	g.Handler.NonGoRestfulMux.Handle("/metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}))
 
 	g.AddPostStartHookOrDie("drover-bootstrap", bootstrapHook)

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/authentication/group"
 	x509request "k8s.io/apiserver/pkg/authentication/request/x509"
 	"k8s.io/apiserver/pkg/authentication/user"
 )
@@ -18,7 +19,8 @@ var HealthPaths = []string{"/healthz", "/readyz", "/livez"}
 func NewAuthenticator(clientCAs *x509.CertPool) authenticator.Request {
 	opts := x509request.DefaultVerifyOptions()
 	opts.Roots = clientCAs
-	certs := x509request.New(opts, x509request.CommonNameUserConversion)
+	// Every authenticated caller is also in system:authenticated, which grants the basic-user role.
+	certs := group.NewAuthenticatedGroupAdder(x509request.New(opts, x509request.CommonNameUserConversion))
 	return authenticator.RequestFunc(func(req *http.Request) (*authenticator.Response, bool, error) {
 		resp, ok, err := certs.AuthenticateRequest(req)
 		if ok || err != nil {
