@@ -2,13 +2,19 @@
 // reconciler lives in its own package below this one.
 package controllers
 
-import ctrl "sigs.k8s.io/controller-runtime"
+import (
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/drover-dev/drover/controllers/taskdefinition"
+)
 
 // SetupFunc adds one reconciler to a Manager.
 type SetupFunc func(mgr ctrl.Manager) error
 
 // All lists every reconciler droverd runs, in the order they are added.
-var All []SetupFunc
+var All = []SetupFunc{
+	taskdefinition.Setup,
+}
 
 // SetupAll adds every reconciler in All to mgr.
 func SetupAll(mgr ctrl.Manager) error {

@@ -12,7 +12,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -27,6 +30,8 @@ const LeaderElectionID = "drover-controllers"
 var Scheme = runtime.NewScheme()
 
 func init() {
+	// controller-runtime logs through klog, like the API server it runs beside.
+	ctrl.SetLogger(klog.NewKlogr())
 	utilruntime.Must(corev1.AddToScheme(Scheme))
 	utilruntime.Must(coordinationv1.AddToScheme(Scheme))
 	utilruntime.Must(ecsv1alpha1.AddToScheme(Scheme))
@@ -63,6 +68,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaseDuration:                 &leaseDuration,
 		RenewDeadline:                 &renew,
 		RetryPeriod:                   &retry,
+		// Controller names must be unique per process for their metrics; tests run several
+		// managers in one process, one after another.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating controller manager: %w", err)
