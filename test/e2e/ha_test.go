@@ -13,10 +13,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
 	"github.com/drover-dev/drover/internal/apiserver/builtin"
 	"github.com/drover-dev/drover/internal/droverd"
 	"github.com/drover-dev/drover/internal/manager"
@@ -93,6 +96,20 @@ func TestControllersOnlyAgainstAnotherServer(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return cluster.Client.Get(ctx, key, lease) == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != ""
 	}, time.Minute, 200*time.Millisecond, "the controllers-only process takes the controllers' Lease in the cluster")
+
+	// Its controllers act on the cluster's objects: a TaskDefinition gets its first revision.
+	td := &ecsv1alpha1.TaskDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "default"},
+		Spec: ecsv1alpha1.TaskDefinitionSpec{ContainerDefinitions: []ecsv1alpha1.ContainerDefinition{{
+			Name: "app", Image: "example.com/api:1", Memory: ptr.To[int32](64),
+		}}},
+	}
+	require.NoError(t, cluster.Client.Create(ctx, td))
+	rev := &ecsv1alpha1.TaskDefinitionRevision{}
+	require.Eventually(t, func() bool {
+		return cluster.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "api-1"}, rev) == nil
+	}, time.Minute, 200*time.Millisecond, "the controllers-only process creates revision api-1 in the cluster")
+	require.Equal(t, "example.com/api:1", rev.Spec.TaskDefinition.ContainerDefinitions[0].Image)
 }
 
 var leaderMetric = regexp.MustCompile(`(?m)^leader_election_master_status\{name="` + manager.LeaderElectionID + `"\} 1$`)
