@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# Fails when generated code or manifests differ from what `make generate manifests` produces.
+# Fails when generated code or manifests differ from what `make generate manifests` produces from
+# the sources in the working tree. Leaves the tree as it found it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-make generate manifests >/dev/null
-if ! git diff --quiet -- apis config internal/apiserver/openapi || [ -n "$(git ls-files --others --exclude-standard -- apis config internal/apiserver/openapi)" ]; then
-  echo "Generated files are out of date; run 'make generate manifests' and commit the result:" >&2
-  git status --short -- apis config internal/apiserver/openapi >&2
-  git diff --stat -- apis config internal/apiserver/openapi >&2
+paths=(apis config internal/apiserver/openapi)
+snapshot=$(mktemp -d)
+trap 'rm -rf "$snapshot"' EXIT
+for p in "${paths[@]}"; do mkdir -p "$snapshot/$(dirname "$p")"; cp -a "$p" "$snapshot/$(dirname "$p")/"; done
+make -s generate manifests >/dev/null
+drift=0
+for p in "${paths[@]}"; do
+  if ! diff -r "$snapshot/$p" "$p" >"$snapshot/diff.txt" 2>&1; then
+    drift=1
+    echo "out of date: $p" >&2
+    head -40 "$snapshot/diff.txt" >&2
+    rm -rf "$p" && cp -a "$snapshot/$p" "$p"
+  fi
+done
+if [ "$drift" = 1 ]; then
+  echo "Generated files are out of date; run 'make generate manifests' and commit the result." >&2
   exit 1
 fi
 echo "generated code and manifests are up to date"
