@@ -5,6 +5,10 @@ package controllers
 import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/drover-dev/drover/controllers/cluster"
+	"github.com/drover-dev/drover/controllers/placement"
+	"github.com/drover-dev/drover/controllers/service"
+	"github.com/drover-dev/drover/controllers/task"
 	"github.com/drover-dev/drover/controllers/taskdefinition"
 )
 
@@ -14,6 +18,10 @@ type SetupFunc func(mgr ctrl.Manager) error
 // All lists every reconciler droverd runs, in the order they are added.
 var All = []SetupFunc{
 	taskdefinition.Setup,
+	task.Setup,
+	service.Setup,
+	placement.Setup,
+	cluster.Setup,
 }
 
 // SetupAll adds every reconciler in All to mgr.

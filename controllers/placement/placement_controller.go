@@ -1,0 +1,252 @@
+package placement
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"sort"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/internal/placement"
+)
+
+// assumeTTL bounds how long a binding is assumed before the cache must show it.
+const assumeTTL = time.Minute
+
+// unplaceableRetry is how soon a cluster with tasks that could not be placed is tried again even
+// if nothing in it changes.
+const unplaceableRetry = 30 * time.Second
+
+// +kubebuilder:rbac:groups=ecs.drover.dev,resources=tasks,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=ecs.drover.dev,resources=tasks/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=ecs.drover.dev,resources=containerinstances;services,verbs=get;list;watch
+
+// Reconciler places the tasks of one cluster per pass.
+type Reconciler struct {
+	client.Client
+	Recorder record.EventRecorder
+
+	mu      sync.Mutex
+	rnd     *rand.Rand
+	assumed map[types.UID]assumedBinding
+}
+
+type assumedBinding struct {
+	instance string
+	task     *ecsv1alpha1.Task
+	at       time.Time
+}
+
+// Setup adds the reconciler to mgr.
+func Setup(mgr ctrl.Manager) error {
+	return (&Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("placement-controller")}).SetupWithManager(mgr)
+}
+
+// SetupWithManager registers the reconciler; tasks and instances map to their cluster.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.rnd = rand.New(rand.NewSource(time.Now().UnixNano()))
+	r.assumed = map[types.UID]assumedBinding{}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("placement").
+		Watches(&ecsv1alpha1.Task{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			return clusterRequest(o.GetNamespace(), o.(*ecsv1alpha1.Task).Spec.Cluster)
+		})).
+		Watches(&ecsv1alpha1.ContainerInstance{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			return clusterRequest(o.GetNamespace(), o.(*ecsv1alpha1.ContainerInstance).Spec.Cluster)
+		})).
+		Complete(r)
+}
+
+func clusterRequest(namespace, cluster string) []reconcile.Request {
+	if cluster == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: namespace, Name: cluster}}}
+}
+
+// Reconcile places every waiting task of the cluster req names.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	instances := &ecsv1alpha1.ContainerInstanceList{}
+	if err := r.List(ctx, instances, client.InNamespace(req.Namespace)); err != nil {
+		return ctrl.Result{}, err
+	}
+	tasks := &ecsv1alpha1.TaskList{}
+	if err := r.List(ctx, tasks, client.InNamespace(req.Namespace)); err != nil {
+		return ctrl.Result{}, err
+	}
+	cands, waiting := r.snapshot(req.Name, instances.Items, tasks.Items)
+	if len(waiting) == 0 {
+		return ctrl.Result{}, nil
+	}
+	var errs []error
+	unplaced := 0
+	for _, task := range waiting {
+		placed, err := r.placeOne(ctx, task, cands)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if !placed {
+			unplaced++
+		}
+	}
+	if unplaced > 0 && len(errs) == 0 {
+		return ctrl.Result{RequeueAfter: unplaceableRetry}, nil
+	}
+	return ctrl.Result{}, kerrors.NewAggregate(errs)
+}
+
+// snapshot builds the candidates of a cluster from its instances and the tasks bound to them
+// (including bindings assumed but not yet in the cache), and lists the tasks waiting for placement
+// in creation order.
+func (r *Reconciler) snapshot(cluster string, instances []ecsv1alpha1.ContainerInstance, tasks []ecsv1alpha1.Task) (*candidates, []*ecsv1alpha1.Task) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cands := &candidates{index: map[string]int{}}
+	for i := range instances {
+		ci := &instances[i]
+		if ci.Spec.Cluster != cluster || !ci.DeletionTimestamp.IsZero() {
+			continue
+		}
+		cands.list = append(cands.list, placement.NewCandidate(ci))
+	}
+	sort.Slice(cands.list, func(i, j int) bool { return cands.list[i].ID < cands.list[j].ID })
+	for i := range cands.list {
+		cands.index[cands.list[i].ID] = i
+	}
+
+	seen := map[types.UID]bool{}
+	var waiting []*ecsv1alpha1.Task
+	for i := range tasks {
+		t := &tasks[i]
+		if t.Spec.Cluster != cluster {
+			continue
+		}
+		seen[t.UID] = true
+		instance := t.Spec.ContainerInstance
+		if a, ok := r.assumed[t.UID]; ok {
+			if instance != "" || time.Since(a.at) > assumeTTL {
+				delete(r.assumed, t.UID) // the cache caught up
+			} else {
+				instance = a.instance
+			}
+		}
+		if !holdsResources(t) {
+			continue
+		}
+		if instance == "" {
+			if t.Spec.DesiredStatus != ecsv1alpha1.TaskDesiredStopped && len(t.Spec.Containers) > 0 {
+				waiting = append(waiting, t)
+			}
+			continue
+		}
+		if c := cands.get(instance); c != nil {
+			if req, err := placement.RequestFor(t); err == nil {
+				placement.Assign(c, req)
+			}
+		}
+	}
+	for uid, a := range r.assumed {
+		if !seen[uid] && a.task.Spec.Cluster == cluster {
+			// Bound a moment ago and not in the cache at all yet: still holds its resources.
+			if c := cands.get(a.instance); c != nil {
+				if req, err := placement.RequestFor(a.task); err == nil {
+					placement.Assign(c, req)
+				}
+			}
+		}
+	}
+	sort.SliceStable(waiting, func(i, j int) bool {
+		if !waiting[i].CreationTimestamp.Equal(&waiting[j].CreationTimestamp) {
+			return waiting[i].CreationTimestamp.Before(&waiting[j].CreationTimestamp)
+		}
+		return waiting[i].Name < waiting[j].Name
+	})
+	return cands, waiting
+}
+
+// candidates are a cluster's instances, sorted by name, as placement sees them during one pass.
+type candidates struct {
+	list  []placement.Candidate
+	index map[string]int
+}
+
+func (c *candidates) get(id string) *placement.Candidate {
+	if i, ok := c.index[id]; ok {
+		return &c.list[i]
+	}
+	return nil
+}
+
+// holdsResources reports whether a task occupies (or will occupy) capacity on its instance.
+func holdsResources(t *ecsv1alpha1.Task) bool {
+	return t.Status.LastStatus != ecsv1alpha1.TaskStateStopped && t.DeletionTimestamp.IsZero()
+}
+
+// placeOne places one task and binds it; it reports whether the task was bound.
+func (r *Reconciler) placeOne(ctx context.Context, task *ecsv1alpha1.Task, cands *candidates) (bool, error) {
+	req, err := placement.RequestFor(task)
+	if err != nil {
+		return false, r.unplaceable(ctx, task, err.Error())
+	}
+	r.mu.Lock()
+	id, err := placement.Place(req, cands.list, r.rnd)
+	r.mu.Unlock()
+	var up *placement.Unplaceable
+	if errors.As(err, &up) {
+		return false, r.unplaceable(ctx, task, up.Error())
+	}
+	if err != nil {
+		return false, err
+	}
+	before := task.DeepCopy()
+	task.Spec.ContainerInstance = id
+	if err := r.Patch(ctx, task, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return false, nil // changed or gone since this pass looked; the next pass sees it afresh
+		}
+		return false, fmt.Errorf("binding task %s to %s: %w", task.Name, id, err)
+	}
+	placement.Assign(cands.get(id), req)
+	r.mu.Lock()
+	r.assumed[task.UID] = assumedBinding{instance: id, task: task, at: time.Now()}
+	r.mu.Unlock()
+	return true, nil
+}
+
+// unplaceable records why a task could not be placed, on the task and its service.
+func (r *Reconciler) unplaceable(ctx context.Context, task *ecsv1alpha1.Task, reason string) error {
+	before := task.DeepCopy()
+	meta.SetStatusCondition(&task.Status.Conditions, metav1.Condition{
+		Type: ecsv1alpha1.TaskConditionPlaced, Status: metav1.ConditionFalse,
+		Reason: ecsv1alpha1.TaskReasonNoInstanceAvailable, Message: reason, ObservedGeneration: task.Generation,
+	})
+	if apiequality.Semantic.DeepEqual(before.Status, task.Status) {
+		return nil
+	}
+	if name := task.Labels[ecsv1alpha1.LabelService]; name != "" {
+		svc := &ecsv1alpha1.Service{}
+		if err := r.Get(ctx, client.ObjectKey{Namespace: task.Namespace, Name: name}, svc); err == nil {
+			r.Recorder.Eventf(svc, corev1.EventTypeWarning, ecsv1alpha1.ServiceReasonUnableToPlace,
+				"(service %s) was unable to place a task because %s", name, reason)
+		}
+	} else {
+		r.Recorder.Eventf(task, corev1.EventTypeWarning, ecsv1alpha1.TaskReasonNoInstanceAvailable, "Unable to place the task because %s", reason)
+	}
+	return client.IgnoreNotFound(r.Status().Patch(ctx, task, client.MergeFrom(before)))
+}

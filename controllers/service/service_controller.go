@@ -1,0 +1,374 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/internal/placement"
+	"github.com/drover-dev/drover/internal/revisions"
+)
+
+// Finalizer keeps a deleted Service until its tasks have been told to stop.
+const Finalizer = "ecs.drover.dev/service-tasks"
+
+const resolveRetry = 10 * time.Second
+
+// +kubebuilder:rbac:groups=ecs.drover.dev,resources=services,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=ecs.drover.dev,resources=services/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=ecs.drover.dev,resources=tasks,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=ecs.drover.dev,resources=taskdefinitions;taskdefinitionrevisions;containerinstances,verbs=get;list;watch
+
+// Reconciler keeps each Service's tasks running.
+type Reconciler struct {
+	client.Client
+	Recorder record.EventRecorder
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
+}
+
+// Setup adds the reconciler to mgr.
+func Setup(mgr ctrl.Manager) error {
+	return (&Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("service-controller")}).SetupWithManager(mgr)
+}
+
+// SetupWithManager registers the reconciler: a service is reconciled when it, one of its tasks,
+// or the TaskDefinition it follows changes.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&ecsv1alpha1.Service{}).
+		Watches(&ecsv1alpha1.Task{}, handler.EnqueueRequestsFromMapFunc(serviceOfTask)).
+		Watches(&ecsv1alpha1.TaskDefinition{}, handler.EnqueueRequestsFromMapFunc(r.servicesFollowing)).
+		Named("service").
+		Complete(r)
+}
+
+// scope is what one pass over a service works with.
+type scope struct {
+	svc      *ecsv1alpha1.Service
+	revision *ecsv1alpha1.TaskDefinitionRevision
+	tasks    []ecsv1alpha1.Task
+}
+
+// Reconcile observes the service's tasks afresh and makes the count right.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	svc := &ecsv1alpha1.Service{}
+	if err := r.Get(ctx, req.NamespacedName, svc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	s := &scope{svc: svc}
+	tasks := &ecsv1alpha1.TaskList{}
+	if err := r.List(ctx, tasks, client.InNamespace(svc.Namespace), client.MatchingLabels{ecsv1alpha1.LabelService: svc.Name}); err != nil {
+		return ctrl.Result{}, err
+	}
+	s.tasks = tasks.Items
+	if !svc.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.reconcileDelete(ctx, s)
+	}
+	if controllerutil.AddFinalizer(svc, Finalizer) {
+		if err := r.Update(ctx, svc); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+	}
+
+	before := svc.DeepCopy()
+	defer func() {
+		if err := r.patchStatus(ctx, before, s, retErr); err != nil {
+			retErr = kerrors.NewAggregate([]error{retErr, err})
+		}
+	}()
+
+	rev, err := revisions.Resolve(ctx, r.Client, svc.Namespace, svc.Spec.TaskDefinition)
+	var nf *revisions.NotFoundError
+	if errors.As(err, &nf) {
+		r.Recorder.Eventf(svc, corev1.EventTypeWarning, ecsv1alpha1.ServiceReasonTaskDefinitionNotFound, "(service %s) %s.", svc.Name, nf.Error())
+		setNotFound(svc, nf.Error())
+		return ctrl.Result{RequeueAfter: resolveRetry}, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	s.revision = rev
+	return r.reconcileReplica(ctx, s)
+}
+
+// reconcileReplica keeps desiredCount active tasks.
+func (r *Reconciler) reconcileReplica(ctx context.Context, s *scope) (ctrl.Result, error) {
+	svc := s.svc
+	var errs []error
+	if err := r.stopUnhealthy(ctx, s); err != nil {
+		errs = append(errs, err)
+	}
+	act := activeTasks(s.tasks)
+	need := int(desiredCount(svc)) - len(act)
+	switch {
+	case need > 0:
+		if wait := r.startBackoff(s); wait > 0 {
+			r.Recorder.Eventf(svc, corev1.EventTypeWarning, "TasksFailingToStart",
+				"(service %s) is unable to consistently start tasks successfully. Next attempt in %s.", svc.Name, wait.Round(time.Second))
+			return ctrl.Result{RequeueAfter: wait}, kerrors.NewAggregate(errs)
+		}
+		for _, slot := range slotPlan(s.tasks, s.revision.Name, need) {
+			if err := r.createTask(ctx, s, slot[0], slot[1]); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	case need < 0:
+		victims, err := r.scaleInOrder(ctx, s, act, -need)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		for _, t := range victims {
+			if err := r.stopTask(ctx, t, "Task stopped by the service to scale in"); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return ctrl.Result{}, kerrors.NewAggregate(errs)
+}
+
+// createTask creates the task for a slot, resolved from the service's revision.
+func (r *Reconciler) createTask(ctx context.Context, s *scope, slot, attempt int) error {
+	svc, rev := s.svc, s.revision
+	task := &ecsv1alpha1.Task{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      taskName(svc.Name, rev.Spec.Revision, slot, attempt),
+			Namespace: svc.Namespace,
+			Labels: map[string]string{
+				ecsv1alpha1.LabelService:                svc.Name,
+				ecsv1alpha1.LabelCluster:                svc.Spec.Cluster,
+				ecsv1alpha1.LabelTaskDefinitionFamily:   rev.Spec.Family,
+				ecsv1alpha1.LabelTaskDefinitionRevision: strconv.Itoa(int(rev.Spec.Revision)),
+				LabelSlot:                               strconv.Itoa(slot),
+				LabelAttempt:                            strconv.Itoa(attempt),
+			},
+		},
+		Spec: ecsv1alpha1.TaskSpec{
+			Cluster:              svc.Spec.Cluster,
+			TaskDefinition:       ecsv1alpha1.TaskDefinitionRef(rev.Spec.Family, rev.Spec.Revision),
+			PlacementConstraints: append([]ecsv1alpha1.PlacementConstraint(nil), svc.Spec.PlacementConstraints...),
+			PlacementStrategy:    placement.ServiceStrategies(svc.Spec.PlacementStrategy),
+			DesiredStatus:        ecsv1alpha1.TaskDesiredRunning,
+			StartedBy:            "ecs-svc/" + deploymentID(rev),
+			Group:                "service:" + svc.Name,
+		},
+	}
+	if err := revisions.ApplyToTask(task, rev); err != nil {
+		return reconcile.TerminalError(err)
+	}
+	err := r.Create(ctx, task)
+	if apierrors.IsAlreadyExists(err) {
+		// Created in an earlier pass and not yet in the cache: nothing to do.
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("creating task %s: %w", task.Name, err)
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("started task", "task", task.Name)
+	return nil
+}
+
+// stopTask sets desiredStatus STOPPED, conditional on the resourceVersion the decision was made on.
+func (r *Reconciler) stopTask(ctx context.Context, t *ecsv1alpha1.Task, reason string) error {
+	before := t.DeepCopy()
+	t.Spec.DesiredStatus = ecsv1alpha1.TaskDesiredStopped
+	err := r.Patch(ctx, t, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stopping task %s: %w", t.Name, err)
+	}
+	r.Recorder.Eventf(t, corev1.EventTypeNormal, "Stopping", "%s", reason)
+	return nil
+}
+
+// stopUnhealthy stops RUNNING tasks that report UNHEALTHY after the grace period.
+func (r *Reconciler) stopUnhealthy(ctx context.Context, s *scope) error {
+	grace := time.Duration(0)
+	if g := s.svc.Spec.HealthCheckGracePeriodSeconds; g != nil {
+		grace = time.Duration(*g) * time.Second
+	}
+	var errs []error
+	for i := range s.tasks {
+		t := &s.tasks[i]
+		if !active(t) || t.Status.LastStatus != ecsv1alpha1.TaskStateRunning || t.Status.HealthStatus != ecsv1alpha1.HealthStatusUnhealthy {
+			continue
+		}
+		if t.Status.StartedAt != nil && r.now().Sub(t.Status.StartedAt.Time) < grace {
+			continue
+		}
+		r.Recorder.Eventf(s.svc, corev1.EventTypeNormal, "TaskUnhealthy",
+			"(service %s) has stopped 1 running tasks: (task %s). Task failed container health checks.", s.svc.Name, t.Name)
+		if err := r.stopTask(ctx, t, "Task failed container health checks"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return kerrors.NewAggregate(errs)
+}
+
+// startBackoff is how long to wait before starting tasks again when the service's recent tasks
+// keep stopping before they reach RUNNING: 10 s after the third failure in a row, doubling up to
+// 15 minutes, as ECS throttles such services.
+func (r *Reconciler) startBackoff(s *scope) time.Duration {
+	var stopped []*ecsv1alpha1.Task
+	for i := range s.tasks {
+		t := &s.tasks[i]
+		if t.Status.LastStatus == ecsv1alpha1.TaskStateStopped && t.Status.StoppedAt != nil &&
+			t.Spec.DesiredStatus != ecsv1alpha1.TaskDesiredStopped {
+			stopped = append(stopped, t)
+		}
+	}
+	sort.Slice(stopped, func(i, j int) bool { return stopped[i].Status.StoppedAt.After(stopped[j].Status.StoppedAt.Time) })
+	failures := 0
+	for _, t := range stopped {
+		if t.Status.StartedAt != nil {
+			break
+		}
+		failures++
+	}
+	if failures < 3 {
+		return 0
+	}
+	delay := 10 * time.Second << min(failures-3, 10)
+	delay = min(delay, 15*time.Minute)
+	return time.Until(stopped[0].Status.StoppedAt.Add(delay))
+}
+
+// reconcileDelete stops every task of a deleted service, then lets the service go.
+func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) error {
+	var errs []error
+	for i := range s.tasks {
+		t := &s.tasks[i]
+		if t.Spec.DesiredStatus != ecsv1alpha1.TaskDesiredStopped && t.Status.LastStatus != ecsv1alpha1.TaskStateStopped {
+			if err := r.stopTask(ctx, t, "Task stopped because its service was deleted"); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return kerrors.NewAggregate(errs)
+	}
+	if controllerutil.RemoveFinalizer(s.svc, Finalizer) {
+		return client.IgnoreNotFound(r.Update(ctx, s.svc))
+	}
+	return nil
+}
+
+// scaleInOrder picks n tasks to stop: those not yet running first, then by the service's placement
+// strategies (binpack stops on the instance with the most left; spread keeps the spread even).
+func (r *Reconciler) scaleInOrder(ctx context.Context, s *scope, act []*ecsv1alpha1.Task, n int) ([]*ecsv1alpha1.Task, error) {
+	byName := map[string]*ecsv1alpha1.Task{}
+	var pending, running []*ecsv1alpha1.Task
+	for _, t := range act {
+		byName[t.Name] = t
+		if t.Status.LastStatus == ecsv1alpha1.TaskStateRunning {
+			running = append(running, t)
+		} else {
+			pending = append(pending, t)
+		}
+	}
+	sort.Slice(pending, func(i, j int) bool { return newer(pending[i], pending[j]) })
+	if n <= len(pending) {
+		return pending[:n], nil
+	}
+	instances := &ecsv1alpha1.ContainerInstanceList{}
+	if err := r.List(ctx, instances, client.InNamespace(s.svc.Namespace)); err != nil {
+		return nil, err
+	}
+	cands := map[string]*placement.Candidate{}
+	for i := range instances.Items {
+		if ci := &instances.Items[i]; ci.Spec.Cluster == s.svc.Spec.Cluster {
+			c := placement.NewCandidate(ci)
+			cands[ci.Name] = &c
+		}
+	}
+	var rts []placement.RunningTask
+	for _, t := range running {
+		if c := cands[t.Spec.ContainerInstance]; c != nil {
+			if req, err := placement.RequestFor(t); err == nil {
+				placement.Assign(c, req)
+			}
+		}
+		rts = append(rts, placement.RunningTask{Name: t.Name, InstanceID: t.Spec.ContainerInstance, Created: t.CreationTimestamp.Time})
+	}
+	out := pending
+	for _, name := range placement.ScaleIn(rts, cands, placement.ServiceStrategies(s.svc.Spec.PlacementStrategy), n-len(pending)) {
+		out = append(out, byName[name])
+	}
+	return out, nil
+}
+
+// newer orders tasks newest first.
+func newer(a, b *ecsv1alpha1.Task) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return b.CreationTimestamp.Before(&a.CreationTimestamp)
+	}
+	return a.Name > b.Name
+}
+
+func activeTasks(tasks []ecsv1alpha1.Task) []*ecsv1alpha1.Task {
+	var out []*ecsv1alpha1.Task
+	for i := range tasks {
+		if active(&tasks[i]) {
+			out = append(out, &tasks[i])
+		}
+	}
+	return out
+}
+
+func desiredCount(svc *ecsv1alpha1.Service) int32 {
+	if svc.Spec.DesiredCount == nil {
+		return 1
+	}
+	return *svc.Spec.DesiredCount
+}
+
+// deploymentID names the deployment of a revision in a service.
+func deploymentID(rev *ecsv1alpha1.TaskDefinitionRevision) string { return rev.Name }
+
+func serviceOfTask(_ context.Context, obj client.Object) []reconcile.Request {
+	name := obj.GetLabels()[ecsv1alpha1.LabelService]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
+}
+
+// servicesFollowing maps a TaskDefinition to the services that follow its family.
+func (r *Reconciler) servicesFollowing(ctx context.Context, obj client.Object) []reconcile.Request {
+	svcs := &ecsv1alpha1.ServiceList{}
+	if err := r.List(ctx, svcs, client.InNamespace(obj.GetNamespace())); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, svc := range svcs.Items {
+		if family, _, err := ecsv1alpha1.ParseTaskDefinitionRef(svc.Spec.TaskDefinition); err == nil && family == obj.GetName() {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&svc)})
+		}
+	}
+	return out
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}

@@ -1,0 +1,158 @@
+package framework
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+)
+
+// SimulatedInstance describes a host for SimulatedAgents.
+type SimulatedInstance struct {
+	Name        string
+	CPU, Memory int32
+	// Attributes are custom attributes (spec.attributes).
+	Attributes map[string]string
+}
+
+// SimulatedAgents stand in for drover-agent in control-plane tests. They register ContainerInstances
+// with an admin client, report them connected with the given capacity, and move the Tasks bound to
+// them to RUNNING, and to STOPPED once desiredStatus is STOPPED. They run no containers.
+type SimulatedAgents struct {
+	c         client.Client
+	namespace string
+	cluster   string
+
+	mu        sync.Mutex
+	instances map[string]bool
+	failRevs  map[string]bool
+}
+
+// StartSimulatedAgents registers the instances in cluster and runs their agents until the test ends.
+func StartSimulatedAgents(t testing.TB, c client.Client, namespace, cluster string, instances ...SimulatedInstance) *SimulatedAgents {
+	t.Helper()
+	a := &SimulatedAgents{c: c, namespace: namespace, cluster: cluster, instances: map[string]bool{},
+		failRevs: map[string]bool{}}
+	for _, in := range instances {
+		a.AddInstance(t, in)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			a.step(ctx)
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return a
+}
+
+// AddInstance registers one more simulated host.
+func (a *SimulatedAgents) AddInstance(t testing.TB, in SimulatedInstance) {
+	t.Helper()
+	ctx := t.Context()
+	ci := &ecsv1alpha1.ContainerInstance{
+		ObjectMeta: metav1.ObjectMeta{Name: in.Name, Namespace: a.namespace},
+		Spec:       ecsv1alpha1.ContainerInstanceSpec{Cluster: a.cluster},
+	}
+	for k, v := range in.Attributes {
+		ci.Spec.Attributes = append(ci.Spec.Attributes, ecsv1alpha1.Attribute{Name: k, Value: v})
+	}
+	if err := a.c.Create(ctx, ci); err != nil {
+		t.Fatalf("registering simulated instance %s: %v", in.Name, err)
+	}
+	now := metav1.Now()
+	res := &ecsv1alpha1.InstanceResources{CPU: in.CPU, Memory: in.Memory}
+	ci.Status = ecsv1alpha1.ContainerInstanceStatus{
+		AgentConnected: true, AgentVersion: "0.1.0-simulated", OSType: "linux", CPUArchitecture: "x86_64",
+		RegisteredAt: &now, LastHeartbeatTime: &now, RegisteredResources: res, RemainingResources: res.DeepCopy(),
+		Attributes: []ecsv1alpha1.Attribute{
+			{Name: "ecs.os-type", Value: "linux"}, {Name: "ecs.cpu-architecture", Value: "x86_64"},
+			{Name: "ecs.capability.external", Value: ""},
+		},
+	}
+	if err := a.c.Status().Update(ctx, ci); err != nil {
+		t.Fatalf("reporting simulated instance %s: %v", in.Name, err)
+	}
+	a.mu.Lock()
+	a.instances[in.Name] = true
+	a.mu.Unlock()
+}
+
+// FailRevision makes tasks of the revision stop at start with TaskFailedToStart.
+func (a *SimulatedAgents) FailRevision(revision string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.failRevs[revision] = true
+}
+
+// step moves every bound task one step towards its desired status.
+func (a *SimulatedAgents) step(ctx context.Context) {
+	tasks := &ecsv1alpha1.TaskList{}
+	if err := a.c.List(ctx, tasks, client.InNamespace(a.namespace)); err != nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i := range tasks.Items {
+		task := &tasks.Items[i]
+		if !a.instances[task.Spec.ContainerInstance] || task.Status.LastStatus == ecsv1alpha1.TaskStateStopped {
+			continue
+		}
+		before := task.DeepCopy()
+		now := metav1.Now()
+		switch {
+		case task.Spec.DesiredStatus == ecsv1alpha1.TaskDesiredStopped:
+			task.Status.LastStatus = ecsv1alpha1.TaskStateStopped
+			task.Status.StoppedAt, task.Status.ExecutionStoppedAt = &now, &now
+			if task.Status.StopCode == "" {
+				task.Status.StopCode = ecsv1alpha1.StopCodeServiceSchedulerInitiated
+			}
+			if task.Status.StoppedReason == "" {
+				task.Status.StoppedReason = "Task stopped as requested"
+			}
+		case a.failRevs[task.Spec.TaskDefinitionRevision]:
+			task.Status.LastStatus = ecsv1alpha1.TaskStateStopped
+			task.Status.StopCode = ecsv1alpha1.StopCodeTaskFailedToStart
+			task.Status.StoppedReason = "simulated failure of revision " + task.Spec.TaskDefinitionRevision
+			task.Status.StoppedAt, task.Status.ExecutionStoppedAt = &now, &now
+		case task.Status.LastStatus != ecsv1alpha1.TaskStateRunning:
+			task.Status.LastStatus = ecsv1alpha1.TaskStateRunning
+			task.Status.HealthStatus = ecsv1alpha1.HealthStatusUnknown
+			task.Status.StartedAt = &now
+		default:
+			continue
+		}
+		if err := a.c.Status().Patch(ctx, task, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			continue
+		}
+	}
+}
+
+// StopTask reports the task as exited on its host, as an agent does when its essential container exits.
+func (a *SimulatedAgents) StopTask(t testing.TB, name string) {
+	t.Helper()
+	task := &ecsv1alpha1.Task{}
+	if err := a.c.Get(t.Context(), client.ObjectKey{Namespace: a.namespace, Name: name}, task); err != nil {
+		t.Fatalf("getting task %s: %v", name, err)
+	}
+	now := metav1.Now()
+	task.Status.LastStatus = ecsv1alpha1.TaskStateStopped
+	task.Status.StopCode = ecsv1alpha1.StopCodeEssentialContainerExited
+	task.Status.StoppedReason = "Essential container in task exited"
+	task.Status.StoppedAt, task.Status.ExecutionStoppedAt = &now, &now
+	if err := a.c.Status().Update(t.Context(), task); err != nil {
+		t.Fatalf("stopping task %s: %v", name, err)
+	}
+}
