@@ -188,7 +188,10 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	if err != nil {
 		return nil, err
 	}
-	serverConfig.AdmissionControl = admission.NewChainHandler(&droveradmission.NamespaceLifecycle{Namespaces: namespaces})
+	serverConfig.AdmissionControl = admission.NewChainHandler(
+		&droveradmission.NamespaceLifecycle{Namespaces: namespaces},
+		droveradmission.PlacementExpressions{},
+	)
 
 	extConfig := &extensionsapiserver.Config{
 		GenericConfig: serverConfig,
