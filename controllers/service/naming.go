@@ -20,15 +20,25 @@ const (
 // maxNameLength is the longest object name the API accepts.
 const maxNameLength = 253
 
-// taskName is the deterministic name of attempt a in slot s of revision n of service svc.
-func taskName(svc string, revision int32, slot, attempt int) string {
-	suffix := fmt.Sprintf("-%d-%d-%d", revision, slot, attempt)
+// taskName is the deterministic name of attempt a in slot s of revision n of service svc. A REPLICA
+// slot is a number; a DAEMON slot is the instance's name.
+func taskName(svc string, revision int32, slot string, attempt int) string {
+	suffix := fmt.Sprintf("-%d-%s-%d", revision, slot, attempt)
 	if len(svc)+len(suffix) <= maxNameLength {
 		return svc + suffix
 	}
 	sum := sha256.Sum256([]byte(svc))
-	short := svc[:maxNameLength-len(suffix)-9] + "-" + hex.EncodeToString(sum[:4])
-	return short + suffix
+	keep := max(maxNameLength-len(suffix)-9, 1)
+	if keep > len(svc) {
+		keep = len(svc)
+	}
+	name := svc[:keep] + "-" + hex.EncodeToString(sum[:4]) + suffix
+	if len(name) > maxNameLength {
+		// An instance name near the limit: hash the whole suffix too.
+		all := sha256.Sum256([]byte(name))
+		name = svc[:min(len(svc), 200)] + "-" + hex.EncodeToString(all[:8])
+	}
+	return name
 }
 
 // slotOf returns the slot and attempt labels of a service task.

@@ -34,6 +34,7 @@ const resolveRetry = 10 * time.Second
 // +kubebuilder:rbac:groups=ecs.drover.dev,resources=services/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=ecs.drover.dev,resources=tasks,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=ecs.drover.dev,resources=taskdefinitions;taskdefinitionrevisions;containerinstances,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // Reconciler keeps each Service's tasks running.
 type Reconciler struct {
@@ -55,6 +56,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&ecsv1alpha1.Service{}).
 		Watches(&ecsv1alpha1.Task{}, handler.EnqueueRequestsFromMapFunc(serviceOfTask)).
 		Watches(&ecsv1alpha1.TaskDefinition{}, handler.EnqueueRequestsFromMapFunc(r.servicesFollowing)).
+		Watches(&ecsv1alpha1.ContainerInstance{}, handler.EnqueueRequestsFromMapFunc(r.servicesInCluster)).
 		Named("service").
 		Complete(r)
 }
@@ -64,6 +66,10 @@ type scope struct {
 	svc      *ecsv1alpha1.Service
 	revision *ecsv1alpha1.TaskDefinitionRevision
 	tasks    []ecsv1alpha1.Task
+	// instances are the container instances of the service's cluster, by name.
+	instances map[string]*ecsv1alpha1.ContainerInstance
+	// desired is the number of tasks the service aims for in this pass.
+	desired int32
 }
 
 // Reconcile observes the service's tasks afresh and makes the count right.
@@ -72,7 +78,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	if err := r.Get(ctx, req.NamespacedName, svc); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	s := &scope{svc: svc}
+	s := &scope{svc: svc, desired: desiredCount(svc)}
+	if svc.Spec.SchedulingStrategy == ecsv1alpha1.SchedulingStrategyDaemon {
+		s.desired = 0 // counted from the eligible instances
+	}
 	tasks := &ecsv1alpha1.TaskList{}
 	if err := r.List(ctx, tasks, client.InNamespace(svc.Namespace), client.MatchingLabels{ecsv1alpha1.LabelService: svc.Name}); err != nil {
 		return ctrl.Result{}, err
@@ -105,32 +114,69 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		return ctrl.Result{}, err
 	}
 	s.revision = rev
+	instances := &ecsv1alpha1.ContainerInstanceList{}
+	if err := r.List(ctx, instances, client.InNamespace(svc.Namespace)); err != nil {
+		return ctrl.Result{}, err
+	}
+	s.instances = map[string]*ecsv1alpha1.ContainerInstance{}
+	for i := range instances.Items {
+		if ci := &instances.Items[i]; ci.Spec.Cluster == svc.Spec.Cluster && ci.DeletionTimestamp.IsZero() {
+			s.instances[ci.Name] = ci
+		}
+	}
+	if svc.Spec.SchedulingStrategy == ecsv1alpha1.SchedulingStrategyDaemon {
+		return r.reconcileDaemon(ctx, s)
+	}
 	return r.reconcileReplica(ctx, s)
 }
 
-// reconcileReplica keeps desiredCount active tasks.
+// reconcileReplica keeps desiredCount active tasks of the service's revision on instances that
+// may keep them. Tasks of older revisions, on DRAINING instances, or on instances disconnected for
+// longer than the disconnect policy allows are replaced: replacements start within maximumPercent,
+// and the old tasks stop as far as minimumHealthyPercent allows.
 func (r *Reconciler) reconcileReplica(ctx context.Context, s *scope) (ctrl.Result, error) {
 	svc := s.svc
 	var errs []error
 	if err := r.stopUnhealthy(ctx, s); err != nil {
 		errs = append(errs, err)
 	}
+	s.desired = desiredCount(svc)
+	desired := int(s.desired)
 	act := activeTasks(s.tasks)
-	need := int(desiredCount(svc)) - len(act)
+	var keep, replace []*ecsv1alpha1.Task
+	for _, t := range act {
+		if reason := r.replaceReason(s, t); reason != "" {
+			replace = append(replace, t)
+		} else {
+			keep = append(keep, t)
+		}
+	}
+	maxTotal := int(floorPercent(s.desired, svc.Spec.MaximumPercent()))
+	minHealthy := int(ceilPercent(s.desired, svc.Spec.MinimumHealthyPercent()))
+
+	started := 0
+	need := desired - len(keep)
 	switch {
 	case need > 0:
-		if wait := r.startBackoff(s); wait > 0 {
-			r.Recorder.Eventf(svc, corev1.EventTypeWarning, "TasksFailingToStart",
-				"(service %s) is unable to consistently start tasks successfully. Next attempt in %s.", svc.Name, wait.Round(time.Second))
-			return ctrl.Result{RequeueAfter: wait}, kerrors.NewAggregate(errs)
+		start := need
+		if len(replace) > 0 {
+			start = min(need, maxTotal-len(act)) // replacing: stay within maximumPercent
 		}
-		for _, slot := range slotPlan(s.tasks, s.revision.Name, need) {
-			if err := r.createTask(ctx, s, slot[0], slot[1]); err != nil {
-				errs = append(errs, err)
+		if start > 0 {
+			if wait := r.startBackoff(s); wait > 0 {
+				r.Recorder.Eventf(svc, corev1.EventTypeWarning, "TasksFailingToStart",
+					"(service %s) is unable to consistently start tasks successfully. Next attempt in %s.", svc.Name, wait.Round(time.Second))
+				return ctrl.Result{RequeueAfter: wait}, kerrors.NewAggregate(errs)
+			}
+			for _, slot := range slotPlan(s.tasks, s.revision.Name, start) {
+				if err := r.createTask(ctx, s, slot[0], slot[1], ""); err != nil {
+					errs = append(errs, err)
+				}
+				started++
 			}
 		}
 	case need < 0:
-		victims, err := r.scaleInOrder(ctx, s, act, -need)
+		victims, err := r.scaleInOrder(ctx, s, keep, -need)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -140,22 +186,133 @@ func (r *Reconciler) reconcileReplica(ctx context.Context, s *scope) (ctrl.Resul
 			}
 		}
 	}
-	return ctrl.Result{}, kerrors.NewAggregate(errs)
+	if len(replace) == 0 {
+		return ctrl.Result{}, kerrors.NewAggregate(errs)
+	}
+
+	// Stop replaced tasks while the healthy ones stay at or above the floor. Tasks that are not
+	// healthy and running cost nothing to stop, so they go first.
+	allowed := 0
+	for _, t := range act {
+		if r.healthyRunning(s, t) {
+			allowed++
+		}
+	}
+	allowed -= minHealthy
+	sort.SliceStable(replace, func(i, j int) bool { return !r.healthyRunning(s, replace[i]) && r.healthyRunning(s, replace[j]) })
+	stopped := 0
+	for _, t := range replace {
+		if r.healthyRunning(s, t) {
+			if allowed <= 0 {
+				continue
+			}
+			allowed--
+		}
+		if err := r.stopTask(ctx, t, r.replaceReason(s, t)); err != nil {
+			errs = append(errs, err)
+		}
+		stopped++
+	}
+	if stopped == 0 && started == 0 && len(keep) < desired {
+		r.Recorder.Eventf(svc, corev1.EventTypeWarning, "DeploymentStuck",
+			"(service %s) cannot replace %d tasks: minimumHealthyPercent %d%% and maximumPercent %d%% of desiredCount %d allow neither starting nor stopping a task. Raise maximumPercent or lower minimumHealthyPercent.",
+			svc.Name, len(replace), svc.Spec.MinimumHealthyPercent(), svc.Spec.MaximumPercent(), desired)
+	}
+	return ctrl.Result{RequeueAfter: r.nextDisconnectDeadline(s)}, kerrors.NewAggregate(errs)
 }
 
-// createTask creates the task for a slot, resolved from the service's revision.
-func (r *Reconciler) createTask(ctx context.Context, s *scope, slot, attempt int) error {
+// replaceReason says why an active task must make way for a replacement, or "" when it may stay.
+func (r *Reconciler) replaceReason(s *scope, t *ecsv1alpha1.Task) string {
+	if t.Spec.TaskDefinitionRevision != s.revision.Name {
+		return fmt.Sprintf("Task replaced by deployment %s", deploymentID(s.revision))
+	}
+	ci := s.instances[t.Spec.ContainerInstance]
+	if ci == nil {
+		return ""
+	}
+	if ci.Spec.State == ecsv1alpha1.ContainerInstanceDraining {
+		return fmt.Sprintf("Task stopped because container instance %s is draining", ci.Name)
+	}
+	if d, ok := r.disconnectedFor(s, ci); ok {
+		return fmt.Sprintf("Task replaced because container instance %s has been disconnected for %s", ci.Name, d.Round(time.Second))
+	}
+	return ""
+}
+
+// disconnectedFor reports how long an instance has been disconnected when the service's disconnect
+// policy says its tasks must be replaced by now.
+func (r *Reconciler) disconnectedFor(s *scope, ci *ecsv1alpha1.ContainerInstance) (time.Duration, bool) {
+	p := s.svc.Spec.DisconnectPolicy
+	if ci.Status.AgentConnected || p == nil || p.Action != ecsv1alpha1.DisconnectActionReplace {
+		return 0, false
+	}
+	since := ci.CreationTimestamp.Time
+	if ci.Status.LastHeartbeatTime != nil {
+		since = ci.Status.LastHeartbeatTime.Time
+	}
+	d := r.now().Sub(since)
+	return d, d >= disconnectGrace(p)
+}
+
+// nextDisconnectDeadline is when a disconnected instance's tasks become due for replacement, so the
+// service is looked at again then; zero when none is pending.
+func (r *Reconciler) nextDisconnectDeadline(s *scope) time.Duration {
+	p := s.svc.Spec.DisconnectPolicy
+	if p == nil || p.Action != ecsv1alpha1.DisconnectActionReplace {
+		return 0
+	}
+	next := time.Duration(0)
+	for _, ci := range s.instances {
+		if ci.Status.AgentConnected || ci.Status.LastHeartbeatTime == nil {
+			continue
+		}
+		if left := disconnectGrace(p) - r.now().Sub(ci.Status.LastHeartbeatTime.Time); left > 0 && (next == 0 || left < next) {
+			next = left
+		}
+	}
+	return next
+}
+
+func disconnectGrace(p *ecsv1alpha1.DisconnectPolicy) time.Duration {
+	if p.GracePeriodSeconds == nil {
+		return 300 * time.Second
+	}
+	return time.Duration(*p.GracePeriodSeconds) * time.Second
+}
+
+// healthyRunning reports whether a task counts towards minimumHealthyPercent: RUNNING, not
+// UNHEALTHY, and not on an instance whose tasks are being replaced for being disconnected.
+func (r *Reconciler) healthyRunning(s *scope, t *ecsv1alpha1.Task) bool {
+	if t.Status.LastStatus != ecsv1alpha1.TaskStateRunning || t.Status.HealthStatus == ecsv1alpha1.HealthStatusUnhealthy {
+		return false
+	}
+	if ci := s.instances[t.Spec.ContainerInstance]; ci != nil {
+		if _, gone := r.disconnectedFor(s, ci); gone {
+			return false
+		}
+	}
+	return true
+}
+
+// createTask creates the task for a slot, resolved from the service's revision. A DAEMON task names
+// its instance, which is its slot.
+func (r *Reconciler) createTask(ctx context.Context, s *scope, slot, attempt int, instance string) error {
 	svc, rev := s.svc, s.revision
+	name := taskName(svc.Name, rev.Spec.Revision, strconv.Itoa(slot), attempt)
+	slotLabel := strconv.Itoa(slot)
+	if instance != "" {
+		name, slotLabel = taskName(svc.Name, rev.Spec.Revision, instance, attempt), instance
+	}
 	task := &ecsv1alpha1.Task{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      taskName(svc.Name, rev.Spec.Revision, slot, attempt),
+			Name:      name,
 			Namespace: svc.Namespace,
 			Labels: map[string]string{
 				ecsv1alpha1.LabelService:                svc.Name,
 				ecsv1alpha1.LabelCluster:                svc.Spec.Cluster,
 				ecsv1alpha1.LabelTaskDefinitionFamily:   rev.Spec.Family,
 				ecsv1alpha1.LabelTaskDefinitionRevision: strconv.Itoa(int(rev.Spec.Revision)),
-				LabelSlot:                               strconv.Itoa(slot),
+				LabelSlot:                               slotLabel,
 				LabelAttempt:                            strconv.Itoa(attempt),
 			},
 		},
@@ -165,6 +322,7 @@ func (r *Reconciler) createTask(ctx context.Context, s *scope, slot, attempt int
 			PlacementConstraints: append([]ecsv1alpha1.PlacementConstraint(nil), svc.Spec.PlacementConstraints...),
 			PlacementStrategy:    placement.ServiceStrategies(svc.Spec.PlacementStrategy),
 			DesiredStatus:        ecsv1alpha1.TaskDesiredRunning,
+			ContainerInstance:    instance,
 			StartedBy:            "ecs-svc/" + deploymentID(rev),
 			Group:                "service:" + svc.Name,
 		},
@@ -360,6 +518,26 @@ func (r *Reconciler) servicesFollowing(ctx context.Context, obj client.Object) [
 	var out []reconcile.Request
 	for _, svc := range svcs.Items {
 		if family, _, err := ecsv1alpha1.ParseTaskDefinitionRef(svc.Spec.TaskDefinition); err == nil && family == obj.GetName() {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&svc)})
+		}
+	}
+	return out
+}
+
+// servicesInCluster maps a container instance to the services of its cluster: draining,
+// disconnecting, joining or changing attributes can move their tasks.
+func (r *Reconciler) servicesInCluster(ctx context.Context, obj client.Object) []reconcile.Request {
+	ci, ok := obj.(*ecsv1alpha1.ContainerInstance)
+	if !ok {
+		return nil
+	}
+	svcs := &ecsv1alpha1.ServiceList{}
+	if err := r.List(ctx, svcs, client.InNamespace(ci.Namespace)); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, svc := range svcs.Items {
+		if svc.Spec.Cluster == ci.Spec.Cluster {
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&svc)})
 		}
 	}

@@ -36,7 +36,7 @@ func (r *Reconciler) patchStatus(ctx context.Context, before *ecsv1alpha1.Servic
 
 // computeStatus fills in counts, deployments and conditions.
 func computeStatus(svc *ecsv1alpha1.Service, s *scope, now metav1.Time) {
-	desired := desiredCount(svc)
+	desired := s.desired
 	st := &svc.Status
 	st.Selector = ecsv1alpha1.LabelService + "=" + svc.Name
 	st.DesiredCount = desired
@@ -98,7 +98,7 @@ func deployments(svc *ecsv1alpha1.Service, s *scope, now metav1.Time) []ecsv1alp
 	}
 	primary := get(s.revision.Name)
 	primary.Status = ecsv1alpha1.DeploymentStatusPrimary
-	primary.DesiredCount = desiredCount(svc)
+	primary.DesiredCount = s.desired
 	othersActive := false
 	for i := range s.tasks {
 		t := &s.tasks[i]
@@ -158,6 +158,11 @@ func setCondition(svc *ecsv1alpha1.Service, typ string, status metav1.ConditionS
 	meta.SetStatusCondition(&svc.Status.Conditions, metav1.Condition{
 		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: svc.Generation,
 	})
+}
+
+// floorPercent is p percent of n, rounded down.
+func floorPercent(n, p int32) int32 {
+	return int32(int64(n) * int64(p) / 100)
 }
 
 // ceilPercent is p percent of n, rounded up.

@@ -29,16 +29,17 @@ type SimulatedAgents struct {
 	namespace string
 	cluster   string
 
-	mu        sync.Mutex
-	instances map[string]bool
-	failRevs  map[string]bool
+	mu           sync.Mutex
+	instances    map[string]bool
+	failRevs     map[string]bool
+	disconnected map[string]bool
 }
 
 // StartSimulatedAgents registers the instances in cluster and runs their agents until the test ends.
 func StartSimulatedAgents(t testing.TB, c client.Client, namespace, cluster string, instances ...SimulatedInstance) *SimulatedAgents {
 	t.Helper()
 	a := &SimulatedAgents{c: c, namespace: namespace, cluster: cluster, instances: map[string]bool{},
-		failRevs: map[string]bool{}}
+		failRevs: map[string]bool{}, disconnected: map[string]bool{}}
 	for _, in := range instances {
 		a.AddInstance(t, in)
 	}
@@ -107,7 +108,7 @@ func (a *SimulatedAgents) step(ctx context.Context) {
 	defer a.mu.Unlock()
 	for i := range tasks.Items {
 		task := &tasks.Items[i]
-		if !a.instances[task.Spec.ContainerInstance] || task.Status.LastStatus == ecsv1alpha1.TaskStateStopped {
+		if !a.instances[task.Spec.ContainerInstance] || a.disconnected[task.Spec.ContainerInstance] || task.Status.LastStatus == ecsv1alpha1.TaskStateStopped {
 			continue
 		}
 		before := task.DeepCopy()
@@ -154,5 +155,36 @@ func (a *SimulatedAgents) StopTask(t testing.TB, name string) {
 	task.Status.StoppedAt, task.Status.ExecutionStoppedAt = &now, &now
 	if err := a.c.Status().Update(t.Context(), task); err != nil {
 		t.Fatalf("stopping task %s: %v", name, err)
+	}
+}
+
+// Disconnect makes an instance's agent go quiet: the instance is reported disconnected with its
+// last heartbeat `ago` in the past, and its tasks are left as they are.
+func (a *SimulatedAgents) Disconnect(t testing.TB, name string, ago time.Duration) {
+	t.Helper()
+	a.mu.Lock()
+	a.disconnected[name] = true
+	a.mu.Unlock()
+	a.setConnected(t, name, false, time.Now().Add(-ago))
+}
+
+// Reconnect brings an instance's agent back.
+func (a *SimulatedAgents) Reconnect(t testing.TB, name string) {
+	t.Helper()
+	a.setConnected(t, name, true, time.Now())
+	a.mu.Lock()
+	delete(a.disconnected, name)
+	a.mu.Unlock()
+}
+
+func (a *SimulatedAgents) setConnected(t testing.TB, name string, connected bool, heartbeat time.Time) {
+	ci := &ecsv1alpha1.ContainerInstance{}
+	if err := a.c.Get(t.Context(), client.ObjectKey{Namespace: a.namespace, Name: name}, ci); err != nil {
+		t.Fatalf("getting instance %s: %v", name, err)
+	}
+	ci.Status.AgentConnected = connected
+	ci.Status.LastHeartbeatTime = &metav1.Time{Time: heartbeat}
+	if err := a.c.Status().Update(t.Context(), ci); err != nil {
+		t.Fatalf("reporting instance %s: %v", name, err)
 	}
 }

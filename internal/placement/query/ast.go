@@ -30,7 +30,7 @@ type predicate struct {
 	attr    string // the attribute name, for subjAttribute
 	op      op
 	args    []operand      // the values; one, or several for in and !in; none for exists and !exists
-	re      *regexp.Regexp // the anchored regular expression, for =~ and !~
+	re      *regexp.Regexp // the regular expression of =~ and !~, preferring leftmost-longest matches
 }
 
 func (x orExpr) String() string { return join(x, " or ", nil) }
@@ -202,7 +202,7 @@ var (
 	existence = []op{opExists, opNotExists}
 )
 
-var subjectSpecs = map[subjectKind]subjectSpec{
+var subjectSpecs = [...]subjectSpec{
 	subjAgentConnected:    {ops: equality, value: valBool},
 	subjAgentVersion:      {ops: concat(equality, ordering, matching), value: valVersion},
 	subjRegisteredAt:      {ops: concat([]op{opEq, opNe}, ordering), value: valTime},

@@ -2,6 +2,7 @@ package query
 
 import (
 	"cmp"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -99,7 +100,7 @@ func (p *predicate) test(o op, v operand) bool {
 	case opExists:
 		return true
 	case opMatch:
-		return p.re.MatchString(v.text)
+		return matchesWhole(p.re, v.text)
 	case opIn:
 		for _, a := range p.args {
 			if compare(t, v, a) == 0 {
@@ -122,6 +123,13 @@ func (p *predicate) test(o op, v operand) bool {
 		return c <= 0
 	}
 	return false
+}
+
+// matchesWhole reports whether re, which prefers leftmost-longest matches, matches all of s. A match of
+// all of s starts as far left as any can and is as long as any can be, so re finds it when there is one.
+func matchesWhole(re *regexp.Regexp, s string) bool {
+	loc := re.FindStringIndex(s)
+	return loc != nil && loc[0] == 0 && loc[1] == len(s)
 }
 
 // operand is a value of a predicate or of an instance; which fields are set depends on its valueType.

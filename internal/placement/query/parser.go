@@ -205,8 +205,11 @@ func (p *parser) parsePredicate() (Expr, error) {
 		return nil, err
 	}
 	opTok := p.tok
-	o, ok := ops[keyword(opTok.text)]
-	if !ok || (opTok.kind != tokWord && opTok.kind != tokOp) {
+	o, ok := op(0), false
+	if opTok.kind == tokWord || opTok.kind == tokOp {
+		o, ok = ops[keyword(opTok.text)]
+	}
+	if !ok {
 		return nil, p.expected("an operator", true)
 	}
 	spec := subjectSpecs[pr.kind]
@@ -282,8 +285,8 @@ func (p *parser) parseValue(pr *predicate) error {
 		return errorf(p.tok.col, "expected a value after %s, found %s; write %s if that is the value",
 			p.prev, p.tok, quote(p.tok.text))
 	}
-	if err := pr.addArg(p.tok.text); err != "" {
-		return errorf(p.tok.col, "%s", err)
+	if problem := pr.addArg(p.tok.text); problem != "" {
+		return errorf(p.tok.col, "%s", problem)
 	}
 	return p.advance()
 }
@@ -325,11 +328,14 @@ func newPredicate(t token) (*predicate, error) {
 // value, or "".
 func (pr *predicate) addArg(text string) string {
 	if pr.op == opMatch || pr.op == opNotMatch {
-		if _, err := regexp.Compile(text); err != nil {
+		re, err := regexp.Compile(text)
+		if err != nil {
 			return "invalid regular expression: " + strings.TrimPrefix(err.Error(), "error parsing regexp: ")
 		}
-		// The pattern compiled on its own, so its parentheses balance and it cannot escape the group.
-		pr.re = regexp.MustCompile(`\A(?:` + text + `)\z`)
+		// Rather than wrapping the pattern in \A(?:...)\z, which \Q (quote to the end) would defeat, prefer the
+		// longest match: it spans the whole value whenever some match does (see matchesWhole).
+		re.Longest()
+		pr.re = re
 		pr.args = append(pr.args, operand{text: text})
 		return ""
 	}

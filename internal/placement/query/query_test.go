@@ -114,6 +114,10 @@ func TestSemantics(t *testing.T) {
 		{"attribute:size !~ '1'", true},
 		{"attribute:size =~ '1|x'", false},
 		{"attribute:size =~ '(?i)1|10'", true},
+		{"attribute:size =~ '1|10'", true}, // the whole value, even where the first alternative matches a prefix
+		{`attribute:size =~ '\Q10'`, true},
+		{`attribute:size =~ '\Q1)'`, false},
+		{`attribute:size =~ '\Q1'`, false},
 		// Numbers.
 		{"runningTasksCount > 1", true},
 		{"runningTasksCount >= 3", false},

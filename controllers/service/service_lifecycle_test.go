@@ -1,0 +1,243 @@
+package service_test
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/test/framework"
+)
+
+// sampler records, while a test changes things, the fewest RUNNING tasks that should run and the
+// most tasks that should run, of one service.
+type sampler struct {
+	mu                   sync.Mutex
+	minRunning, maxTotal int
+	stop                 chan struct{}
+	done                 chan struct{}
+}
+
+func sample(t *testing.T, c client.Client, svc string) *sampler {
+	s := &sampler{minRunning: 1 << 30, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			list := &ecsv1alpha1.TaskList{}
+			if err := c.List(t.Context(), list, client.InNamespace(ns), client.MatchingLabels{ecsv1alpha1.LabelService: svc}); err != nil {
+				continue
+			}
+			running, total := 0, 0
+			for _, task := range list.Items {
+				if task.Spec.DesiredStatus == ecsv1alpha1.TaskDesiredStopped || task.Status.LastStatus == ecsv1alpha1.TaskStateStopped {
+					continue
+				}
+				total++
+				if task.Status.LastStatus == ecsv1alpha1.TaskStateRunning {
+					running++
+				}
+			}
+			s.mu.Lock()
+			s.minRunning, s.maxTotal = min(s.minRunning, running), max(s.maxTotal, total)
+			s.mu.Unlock()
+		}
+	}()
+	return s
+}
+
+func (s *sampler) finish() (minRunning, maxTotal int) {
+	close(s.stop)
+	<-s.done
+	return s.minRunning, s.maxTotal
+}
+
+func setup(t *testing.T, instances ...framework.SimulatedInstance) (*framework.Server, *framework.SimulatedAgents) {
+	t.Helper()
+	s := framework.Start(t)
+	require.NoError(t, s.Client.Create(t.Context(), &ecsv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "stores", Namespace: ns}}))
+	agents := framework.StartSimulatedAgents(t, s.Client, ns, "stores", instances...)
+	require.NoError(t, s.Client.Create(t.Context(), newTaskDefinition("web")))
+	return s, agents
+}
+
+func host(name string, attrs ...string) framework.SimulatedInstance {
+	in := framework.SimulatedInstance{Name: name, CPU: 8192, Memory: 8192, Attributes: map[string]string{}}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		in.Attributes[attrs[i]] = attrs[i+1]
+	}
+	return in
+}
+
+func tasksOn(t *testing.T, c client.Client, svc, instance string) []ecsv1alpha1.Task {
+	var out []ecsv1alpha1.Task
+	for _, task := range activeTasks(t, c, svc) {
+		if task.Spec.ContainerInstance == instance {
+			out = append(out, task)
+		}
+	}
+	return out
+}
+
+func TestDrainingMovesServiceTasksWithinLimits(t *testing.T) {
+	s, _ := setup(t, host("a"), host("b"), host("c"))
+	c, ctx := s.Client, t.Context()
+	require.NoError(t, c.Create(ctx, newService("web", "web", 4)))
+	waitRunning(t, c, "web", 4)
+	// A standalone task on the instance that will drain.
+	standalone := &ecsv1alpha1.Task{
+		ObjectMeta: metav1.ObjectMeta{Name: "batch", Namespace: ns},
+		Spec:       ecsv1alpha1.TaskSpec{Cluster: "stores", TaskDefinition: "web", ContainerInstance: "a"},
+	}
+	require.NoError(t, c.Create(ctx, standalone))
+	require.Eventually(t, func() bool {
+		return c.Get(ctx, client.ObjectKeyFromObject(standalone), standalone) == nil && standalone.Status.LastStatus == ecsv1alpha1.TaskStateRunning
+	}, 30*time.Second, 50*time.Millisecond)
+	require.NotEmpty(t, tasksOn(t, c, "web", "a"), "spread over instanceId puts a task on every instance")
+
+	smp := sample(t, c, "web")
+	ci := &ecsv1alpha1.ContainerInstance{}
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "a"}, ci))
+	ci.Spec.State = ecsv1alpha1.ContainerInstanceDraining
+	require.NoError(t, c.Update(ctx, ci))
+	require.Eventually(t, func() bool { return len(tasksOn(t, c, "web", "a")) == 0 }, time.Minute, 50*time.Millisecond,
+		"the draining instance ends with no service tasks")
+	waitRunning(t, c, "web", 4)
+	minRunning, maxTotal := smp.finish()
+	require.GreaterOrEqual(t, minRunning, 4, "minimumHealthyPercent 100: never fewer than 4 running")
+	require.LessOrEqual(t, maxTotal, 8, "maximumPercent 200: never more than 8 tasks")
+
+	require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(standalone), standalone))
+	require.Equal(t, ecsv1alpha1.TaskDesiredRunning, standalone.Spec.DesiredStatus, "standalone tasks are left alone")
+	require.Equal(t, ecsv1alpha1.TaskStateRunning, standalone.Status.LastStatus)
+}
+
+func TestDaemonServiceFollowsInstances(t *testing.T) {
+	s, agents := setup(t, host("a", "role", "edge"), host("b", "role", "edge"), host("c", "role", "core"))
+	c, ctx := s.Client, t.Context()
+	svc := newService("agent", "web", 0)
+	svc.Spec.DesiredCount = nil
+	svc.Spec.SchedulingStrategy = ecsv1alpha1.SchedulingStrategyDaemon
+	svc.Spec.PlacementConstraints = []ecsv1alpha1.PlacementConstraint{{Type: ecsv1alpha1.PlacementConstraintMemberOf, Expression: "attribute:role == edge"}}
+	require.NoError(t, c.Create(ctx, svc))
+
+	onInstances := func() map[string]int {
+		out := map[string]int{}
+		for _, task := range activeTasks(t, c, "agent") {
+			if task.Status.LastStatus == ecsv1alpha1.TaskStateRunning {
+				out[task.Spec.ContainerInstance]++
+			}
+		}
+		return out
+	}
+	want := func(expected map[string]int, msg string) {
+		t.Helper()
+		require.Eventually(t, func() bool {
+			got := onInstances()
+			if len(got) != len(expected) {
+				return false
+			}
+			for k, v := range expected {
+				if got[k] != v {
+					return false
+				}
+			}
+			return len(activeTasks(t, c, "agent")) == len(expected)
+		}, time.Minute, 50*time.Millisecond, msg)
+	}
+	want(map[string]int{"a": 1, "b": 1}, "one task on each matching instance")
+
+	agents.AddInstance(t, host("d", "role", "edge"))
+	want(map[string]int{"a": 1, "b": 1, "d": 1}, "a new matching instance gets one")
+
+	setRole := func(name, role string) {
+		ci := &ecsv1alpha1.ContainerInstance{}
+		require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, ci))
+		ci.Spec.Attributes = []ecsv1alpha1.Attribute{{Name: "role", Value: role}}
+		require.NoError(t, c.Update(ctx, ci))
+	}
+	setRole("c", "edge")
+	setRole("a", "core")
+	want(map[string]int{"b": 1, "c": 1, "d": 1}, "instances that stop matching lose it, those that start matching get it")
+
+	require.NoError(t, c.Delete(ctx, &ecsv1alpha1.ContainerInstance{ObjectMeta: metav1.ObjectMeta{Name: "d", Namespace: ns}}))
+	want(map[string]int{"b": 1, "c": 1}, "a deregistered instance's task is stopped")
+
+	updated := &ecsv1alpha1.Service{}
+	require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(svc), updated))
+	require.EqualValues(t, 2, updated.Status.DesiredCount)
+}
+
+func TestDisconnectPolicy(t *testing.T) {
+	s, agents := setup(t, host("a"), host("b"), host("c"))
+	c, ctx := s.Client, t.Context()
+
+	keep := newService("keep", "web", 2)
+	keep.Spec.PlacementConstraints = []ecsv1alpha1.PlacementConstraint{{Type: ecsv1alpha1.PlacementConstraintMemberOf, Expression: "instanceId in [a, b]"}}
+	replace := newService("replace", "web", 2)
+	replace.Spec.PlacementConstraints = []ecsv1alpha1.PlacementConstraint{{Type: ecsv1alpha1.PlacementConstraintMemberOf, Expression: "instanceId in [a, b, c]"}}
+	replace.Spec.PlacementStrategy = []ecsv1alpha1.PlacementStrategy{{Type: ecsv1alpha1.PlacementStrategyBinpack, Field: "memory"}}
+	replace.Spec.DisconnectPolicy = &ecsv1alpha1.DisconnectPolicy{Action: ecsv1alpha1.DisconnectActionReplace, GracePeriodSeconds: ptr.To[int32](5)}
+	require.NoError(t, c.Create(ctx, keep))
+	require.NoError(t, c.Create(ctx, replace))
+	waitRunning(t, c, "keep", 2)
+	tasks := waitRunning(t, c, "replace", 2)
+	lost := tasks[0].Spec.ContainerInstance
+	require.Equal(t, lost, tasks[1].Spec.ContainerInstance, "binpack puts both tasks on one instance")
+
+	// The instance has been silent for a minute: past the Replace policy's grace period.
+	agents.Disconnect(t, lost, time.Minute)
+	require.Eventually(t, func() bool {
+		running := 0
+		for _, task := range activeTasks(t, c, "replace") {
+			if task.Spec.ContainerInstance != lost && task.Status.LastStatus == ecsv1alpha1.TaskStateRunning {
+				running++
+			}
+		}
+		return running == 2
+	}, time.Minute, 50*time.Millisecond, "Replace starts replacements elsewhere")
+	require.Len(t, activeTasks(t, c, "keep"), 2, "Keep (the ECS behaviour) leaves the tasks counted")
+	require.Len(t, activeTasks(t, c, "replace"), 2, "the old tasks are told to stop")
+
+	// When the host comes back, its agent stops the surplus and the count is exact.
+	agents.Reconnect(t, lost)
+	waitRunning(t, c, "replace", 2)
+	require.Empty(t, tasksOn(t, c, "replace", lost))
+}
+
+func TestRollingUpdateStaysWithinLimits(t *testing.T) {
+	s, _ := setup(t, host("a"), host("b"), host("c"))
+	c, ctx := s.Client, t.Context()
+	svc := newService("web", "web", 6)
+	svc.Spec.DeploymentConfiguration = &ecsv1alpha1.DeploymentConfiguration{MinimumHealthyPercent: ptr.To[int32](50), MaximumPercent: ptr.To[int32](150)}
+	require.NoError(t, c.Create(ctx, svc))
+	waitRunning(t, c, "web", 6)
+
+	smp := sample(t, c, "web")
+	td := &ecsv1alpha1.TaskDefinition{}
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, td))
+	td.Spec.ContainerDefinitions[0].Image = "example.com/web:2"
+	require.NoError(t, c.Update(ctx, td))
+	require.Eventually(t, func() bool {
+		tasks := activeTasks(t, c, "web")
+		for _, task := range tasks {
+			if task.Spec.TaskDefinitionRevision != "web-2" || task.Status.LastStatus != ecsv1alpha1.TaskStateRunning {
+				return false
+			}
+		}
+		return len(tasks) == 6
+	}, time.Minute, 50*time.Millisecond, "every task ends on revision web-2")
+	minRunning, maxTotal := smp.finish()
+	require.GreaterOrEqual(t, minRunning, 3, "minimumHealthyPercent 50 of 6")
+	require.LessOrEqual(t, maxTotal, 9, "maximumPercent 150 of 6")
+	waitRunning(t, c, "web", 6)
+}
