@@ -60,7 +60,9 @@ func computeStatus(svc *ecsv1alpha1.Service, s *scope, now metav1.Time) {
 	primary := st.Deployments[0]
 
 	steady := primary.RolloutState == ecsv1alpha1.RolloutStateCompleted && st.RunningCount == desired && st.PendingCount == 0
-	if steady {
+	if msg := unplacedMessage(s); msg != "" {
+		setCondition(svc, ecsv1alpha1.ServiceConditionSteadyState, metav1.ConditionFalse, ecsv1alpha1.ServiceReasonUnableToPlace, msg)
+	} else if steady {
 		setCondition(svc, ecsv1alpha1.ServiceConditionSteadyState, metav1.ConditionTrue, ecsv1alpha1.ServiceReasonSteadyState,
 			fmt.Sprintf("%d of %d tasks running", st.RunningCount, desired))
 	} else {
@@ -146,6 +148,19 @@ func deployments(svc *ecsv1alpha1.Service, s *scope, now metav1.Time) []ecsv1alp
 		out = append(out, *d)
 	}
 	return out
+}
+
+// unplacedMessage is why a task of the service waits for an instance, from its Placed condition.
+func unplacedMessage(s *scope) string {
+	for _, t := range activeTasks(s.tasks) {
+		if t.Spec.ContainerInstance != "" {
+			continue
+		}
+		if c := meta.FindStatusCondition(t.Status.Conditions, ecsv1alpha1.TaskConditionPlaced); c != nil && c.Status == metav1.ConditionFalse {
+			return fmt.Sprintf("task %s cannot be placed: %s", t.Name, c.Message)
+		}
+	}
+	return ""
 }
 
 // setNotFound records that the service's task definition does not resolve.

@@ -1,11 +1,13 @@
 package service_test
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -240,4 +242,19 @@ func TestRollingUpdateStaysWithinLimits(t *testing.T) {
 	require.GreaterOrEqual(t, minRunning, 3, "minimumHealthyPercent 50 of 6")
 	require.LessOrEqual(t, maxTotal, 9, "maximumPercent 150 of 6")
 	waitRunning(t, c, "web", 6)
+}
+
+func TestUnplaceableTasksAreExplained(t *testing.T) {
+	s, _ := setup(t, framework.SimulatedInstance{Name: "tiny", CPU: 4096, Memory: 128})
+	c, ctx := s.Client, t.Context()
+	require.NoError(t, c.Create(ctx, newService("web", "web", 1)))
+	want := "(service web) was unable to place a task because no container instance met all of its requirements. " +
+		"The closest matching container-instance tiny has insufficient memory available."
+	require.Eventually(t, func() bool { return hasEvent(t, c, "web", want) }, 30*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool {
+		svc := &ecsv1alpha1.Service{}
+		require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, svc))
+		cond := meta.FindStatusCondition(svc.Status.Conditions, ecsv1alpha1.ServiceConditionSteadyState)
+		return cond != nil && cond.Reason == ecsv1alpha1.ServiceReasonUnableToPlace && strings.Contains(cond.Message, "insufficient memory")
+	}, 30*time.Second, 50*time.Millisecond, "the service's condition says why")
 }
