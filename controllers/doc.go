@@ -6,6 +6,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/drover-dev/drover/controllers/cluster"
+	"github.com/drover-dev/drover/controllers/containerinstance"
 	"github.com/drover-dev/drover/controllers/placement"
 	"github.com/drover-dev/drover/controllers/service"
 	"github.com/drover-dev/drover/controllers/task"
@@ -22,6 +23,7 @@ var All = []SetupFunc{
 	service.Setup,
 	placement.Setup,
 	cluster.Setup,
+	containerinstance.Setup,
 }
 
 // SetupAll adds every reconciler in All to mgr.

@@ -77,6 +77,7 @@ type Server struct {
 	cfg     Config
 	generic *genericapiserver.GenericAPIServer
 	etcd    *etcd.Server
+	authz   *auth.Authorizer
 	// AdminKubeconfig is the path of the admin kubeconfig written at start.
 	AdminKubeconfig string
 	// URL is the https URL the server is reachable at on loopback.
@@ -173,7 +174,8 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	pool := x509.NewCertPool()
 	pool.AddCert(c.ca.Cert)
 	serverConfig.Authentication.Authenticator = auth.NewAuthenticator(pool)
-	serverConfig.Authorization.Authorizer = auth.Authorizer{}
+	s.authz = &auth.Authorizer{}
+	serverConfig.Authorization.Authorizer = s.authz
 	serverConfig.EnableMetrics = false // served below, together with the controllers' metrics
 
 	namer := openapinamer.NewDefinitionNamer(extensionsapiserver.Scheme, builtin.Scheme)
@@ -191,6 +193,7 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	serverConfig.AdmissionControl = admission.NewChainHandler(
 		&droveradmission.NamespaceLifecycle{Namespaces: namespaces},
 		droveradmission.PlacementExpressions{},
+		droveradmission.InstanceRestriction{},
 	)
 
 	extConfig := &extensionsapiserver.Config{
@@ -210,7 +213,7 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 		return nil, err
 	}
 	g := ext.GenericAPIServer
-	if err := installBuiltins(g, builtinGetter, namespaces); err != nil {
+	if err := installBuiltins(g, builtinGetter, namespaces, s.authz); err != nil {
 		return nil, err
 	}
 	gatherers := firstWins{legacyregistry.DefaultGatherer, crmetrics.Registry}
@@ -218,6 +221,7 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 
 	g.AddPostStartHookOrDie("drover-bootstrap", bootstrapHook)
 	g.AddPostStartHookOrDie("drover-namespace-controller", namespaceControllerHook)
+	g.AddPostStartHookOrDie("drover-instance-identities", instanceIdentitiesHook(s.authz))
 	for _, h := range cfg.PostStart {
 		if err := g.AddPostStartHook(h.Name, h.Fn); err != nil {
 			return nil, err
@@ -226,7 +230,7 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	return g, nil
 }
 
-func installBuiltins(g *genericapiserver.GenericAPIServer, getter generic.RESTOptionsGetter, namespaces *builtin.NamespaceREST) error {
+func installBuiltins(g *genericapiserver.GenericAPIServer, getter generic.RESTOptionsGetter, namespaces *builtin.NamespaceREST, authz *auth.Authorizer) error {
 	events, err := builtin.NewEventStore(getter)
 	if err != nil {
 		return err
@@ -249,8 +253,8 @@ func installBuiltins(g *genericapiserver.GenericAPIServer, getter generic.RESTOp
 		{coordinationv1.GroupName, "v1", map[string]rest.Storage{"leases": leases}},
 		{authenticationv1.GroupName, "v1", map[string]rest.Storage{"selfsubjectreviews": &builtin.SelfSubjectReviewREST{}}},
 		{authorizationv1.GroupName, "v1", map[string]rest.Storage{
-			"selfsubjectaccessreviews": &builtin.SelfSubjectAccessReviewREST{Authorizer: auth.Authorizer{}},
-			"selfsubjectrulesreviews":  &builtin.SelfSubjectRulesReviewREST{Resolver: auth.Authorizer{}},
+			"selfsubjectaccessreviews": &builtin.SelfSubjectAccessReviewREST{Authorizer: authz},
+			"selfsubjectrulesreviews":  &builtin.SelfSubjectRulesReviewREST{Resolver: authz},
 		}},
 	}
 	for _, gr := range groups {

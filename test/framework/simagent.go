@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
@@ -22,8 +24,9 @@ type SimulatedInstance struct {
 }
 
 // SimulatedAgents stand in for drover-agent in control-plane tests. They register ContainerInstances
-// with an admin client, report them connected with the given capacity, and move the Tasks bound to
-// them to RUNNING, and to STOPPED once desiredStatus is STOPPED. They run no containers.
+// with an admin client, report them with the given capacity, renew their heartbeat Leases, and move
+// the Tasks bound to them to RUNNING, and to STOPPED once desiredStatus is STOPPED. They run no
+// containers.
 type SimulatedAgents struct {
 	c         client.Client
 	namespace string
@@ -33,6 +36,7 @@ type SimulatedAgents struct {
 	instances    map[string]bool
 	failRevs     map[string]bool
 	disconnected map[string]bool
+	lastRenew    time.Time
 }
 
 // StartSimulatedAgents registers the instances in cluster and runs their agents until the test ends.
@@ -70,9 +74,19 @@ func (a *SimulatedAgents) AddInstance(t testing.TB, in SimulatedInstance) {
 	for k, v := range in.Attributes {
 		ci.Spec.Attributes = append(ci.Spec.Attributes, ecsv1alpha1.Attribute{Name: k, Value: v})
 	}
+	// The Lease first: the containerinstance controller reads it as soon as the instance exists.
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: in.Name, Namespace: a.namespace},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(in.Name), LeaseDurationSeconds: ptr.To[int32](10),
+			RenewTime: &metav1.MicroTime{Time: time.Now()}},
+	}
+	if err := a.c.Create(ctx, lease); err != nil {
+		t.Fatalf("creating lease of simulated instance %s: %v", in.Name, err)
+	}
 	if err := a.c.Create(ctx, ci); err != nil {
 		t.Fatalf("registering simulated instance %s: %v", in.Name, err)
 	}
+	before := ci.DeepCopy()
 	now := metav1.Now()
 	res := &ecsv1alpha1.InstanceResources{CPU: in.CPU, Memory: in.Memory}
 	ci.Status = ecsv1alpha1.ContainerInstanceStatus{
@@ -83,7 +97,8 @@ func (a *SimulatedAgents) AddInstance(t testing.TB, in SimulatedInstance) {
 			{Name: "ecs.capability.external", Value: ""},
 		},
 	}
-	if err := a.c.Status().Update(ctx, ci); err != nil {
+	// A merge patch: the containerinstance controller may write the Connected condition meanwhile.
+	if err := a.c.Status().Patch(ctx, ci, client.MergeFrom(before)); err != nil {
 		t.Fatalf("reporting simulated instance %s: %v", in.Name, err)
 	}
 	a.mu.Lock()
@@ -106,6 +121,14 @@ func (a *SimulatedAgents) step(ctx context.Context) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if time.Since(a.lastRenew) > time.Second {
+		a.lastRenew = time.Now()
+		for name := range a.instances {
+			if !a.disconnected[name] {
+				a.renew(ctx, name, time.Now())
+			}
+		}
+	}
 	for i := range tasks.Items {
 		task := &tasks.Items[i]
 		if !a.instances[task.Spec.ContainerInstance] || a.disconnected[task.Spec.ContainerInstance] || task.Status.LastStatus == ecsv1alpha1.TaskStateStopped {
@@ -178,13 +201,28 @@ func (a *SimulatedAgents) Reconnect(t testing.TB, name string) {
 }
 
 func (a *SimulatedAgents) setConnected(t testing.TB, name string, connected bool, heartbeat time.Time) {
+	t.Helper()
+	if err := a.renew(t.Context(), name, heartbeat); err != nil {
+		t.Fatalf("renewing lease of %s: %v", name, err)
+	}
+	// The containerinstance controller turns the Lease into agentConnected.
 	ci := &ecsv1alpha1.ContainerInstance{}
-	if err := a.c.Get(t.Context(), client.ObjectKey{Namespace: a.namespace, Name: name}, ci); err != nil {
-		t.Fatalf("getting instance %s: %v", name, err)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := a.c.Get(t.Context(), client.ObjectKey{Namespace: a.namespace, Name: name}, ci); err == nil && ci.Status.AgentConnected == connected {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	ci.Status.AgentConnected = connected
-	ci.Status.LastHeartbeatTime = &metav1.Time{Time: heartbeat}
-	if err := a.c.Status().Update(t.Context(), ci); err != nil {
-		t.Fatalf("reporting instance %s: %v", name, err)
+	t.Fatalf("instance %s did not become connected=%v", name, connected)
+}
+
+// renew sets the instance's Lease renewal time.
+func (a *SimulatedAgents) renew(ctx context.Context, name string, at time.Time) error {
+	lease := &coordinationv1.Lease{}
+	if err := a.c.Get(ctx, client.ObjectKey{Namespace: a.namespace, Name: name}, lease); err != nil {
+		return err
 	}
+	lease.Spec.RenewTime = &metav1.MicroTime{Time: at}
+	return a.c.Update(ctx, lease)
 }

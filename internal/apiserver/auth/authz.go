@@ -3,9 +3,12 @@ package auth
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
+
+	"github.com/drover-dev/drover/internal/identity"
 )
 
 // Groups droverd recognises. Membership comes from the O= fields of a client certificate.
@@ -65,19 +68,32 @@ var GroupRoles = map[string][]Role{
 	user.AllUnauthenticated:    {rolePublic},
 }
 
-// Authorizer allows a request when any role bound to any of the caller's groups has a matching rule.
-type Authorizer struct{}
+// Authorizer allows a request when any role bound to any of the caller's groups has a matching
+// rule, or, for a container instance's identity, when the instance rules allow it.
+type Authorizer struct {
+	lookup atomic.Pointer[InstanceLookup]
+}
 
 var (
-	_ authorizer.Authorizer   = Authorizer{}
-	_ authorizer.RuleResolver = Authorizer{}
+	_ authorizer.Authorizer   = &Authorizer{}
+	_ authorizer.RuleResolver = &Authorizer{}
 )
 
+// SetInstanceLookup starts accepting container instance identities; until it is called they are
+// refused.
+func (z *Authorizer) SetInstanceLookup(l InstanceLookup) { z.lookup.Store(&l) }
+
 // Authorize implements authorizer.Authorizer.
-func (Authorizer) Authorize(_ context.Context, a authorizer.Attributes) (authorizer.Decision, string, error) {
+func (z *Authorizer) Authorize(ctx context.Context, a authorizer.Attributes) (authorizer.Decision, string, error) {
 	u := a.GetUser()
 	if u == nil {
 		return authorizer.DecisionNoOpinion, "no user", nil
+	}
+	if in, ok := identity.FromUser(u.GetName(), u.GetGroups()); ok {
+		decision, reason, err := z.authorizeInstance(ctx, in, a)
+		if decision != authorizer.DecisionNoOpinion || err != nil {
+			return decision, reason, err
+		}
 	}
 	for _, role := range rolesOf(u) {
 		if a.IsResourceRequest() {
@@ -98,17 +114,17 @@ func (Authorizer) Authorize(_ context.Context, a authorizer.Attributes) (authori
 }
 
 // ConditionsAwareAuthorize implements authorizer.Authorizer; droverd's rules carry no conditions.
-func (z Authorizer) ConditionsAwareAuthorize(ctx context.Context, a authorizer.Attributes) authorizer.ConditionsAwareDecision {
+func (z *Authorizer) ConditionsAwareAuthorize(ctx context.Context, a authorizer.Attributes) authorizer.ConditionsAwareDecision {
 	return authorizer.ConditionsAwareDecisionFromParts(z.Authorize(ctx, a))
 }
 
 // EvaluateConditions implements authorizer.Authorizer.
-func (Authorizer) EvaluateConditions(context.Context, authorizer.ConditionsAwareDecision, authorizer.ConditionsData) (authorizer.Decision, string, error) {
+func (*Authorizer) EvaluateConditions(context.Context, authorizer.ConditionsAwareDecision, authorizer.ConditionsData) (authorizer.Decision, string, error) {
 	return authorizer.DecisionDeny, "", authorizer.ErrorConditionEvaluationNotSupported
 }
 
 // RulesFor implements authorizer.RuleResolver, for `kubectl auth can-i --list`.
-func (Authorizer) RulesFor(_ context.Context, u user.Info, _ string) ([]authorizer.ResourceRuleInfo, []authorizer.NonResourceRuleInfo, bool, error) {
+func (*Authorizer) RulesFor(_ context.Context, u user.Info, _ string) ([]authorizer.ResourceRuleInfo, []authorizer.NonResourceRuleInfo, bool, error) {
 	var rr []authorizer.ResourceRuleInfo
 	var nr []authorizer.NonResourceRuleInfo
 	for _, role := range rolesOf(u) {

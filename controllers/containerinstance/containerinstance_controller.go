@@ -1,0 +1,124 @@
+package containerinstance
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+)
+
+// DefaultGracePeriod is how long an instance may go without renewing its Lease before it is
+// marked disconnected. Agents renew every 5 s, so a dead host is noticed within about 10 s.
+const DefaultGracePeriod = 10 * time.Second
+
+// +kubebuilder:rbac:groups=ecs.drover.dev,resources=containerinstances,verbs=get;list;watch
+// +kubebuilder:rbac:groups=ecs.drover.dev,resources=containerinstances/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch
+
+// Reconciler keeps ContainerInstance.status.agentConnected in step with the instance's Lease.
+type Reconciler struct {
+	client.Client
+	Recorder record.EventRecorder
+	// GracePeriod is DefaultGracePeriod when zero.
+	GracePeriod time.Duration
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
+}
+
+// Setup adds the reconciler to mgr.
+func Setup(mgr ctrl.Manager) error {
+	return (&Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("containerinstance-controller")}).SetupWithManager(mgr)
+}
+
+// SetupWithManager registers the reconciler; a Lease maps to the instance of the same name.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&ecsv1alpha1.ContainerInstance{}).
+		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}}}
+		})).
+		Named("containerinstance").
+		Complete(r)
+}
+
+// Reconcile compares the Lease's last renewal with the grace period and records any change.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	ci := &ecsv1alpha1.ContainerInstance{}
+	if err := r.Get(ctx, req.NamespacedName, ci); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !ci.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	lease := &coordinationv1.Lease{}
+	var renewed *metav1.Time
+	switch err := r.Get(ctx, req.NamespacedName, lease); {
+	case err == nil:
+		if lease.Spec.RenewTime != nil {
+			renewed = &metav1.Time{Time: lease.Spec.RenewTime.Time}
+		} else if lease.Spec.AcquireTime != nil {
+			renewed = &metav1.Time{Time: lease.Spec.AcquireTime.Time}
+		}
+	case !apierrors.IsNotFound(err):
+		return ctrl.Result{}, err
+	}
+	grace := r.GracePeriod
+	if grace == 0 {
+		grace = DefaultGracePeriod
+	}
+	now := r.now()
+	connected := renewed != nil && now.Sub(renewed.Time) <= grace
+
+	before := ci.DeepCopy()
+	cond := metav1.Condition{Type: ecsv1alpha1.ContainerInstanceConditionConnected, ObservedGeneration: ci.Generation}
+	switch {
+	case connected:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, "HeartbeatReceived", "the agent renews its heartbeat lease"
+	case renewed == nil:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "NoHeartbeat", "the agent has never renewed its heartbeat lease"
+	default:
+		cond.Status, cond.Reason = metav1.ConditionFalse, "HeartbeatMissed"
+		cond.Message = fmt.Sprintf("no heartbeat since %s (grace period %s)", renewed.UTC().Format(time.RFC3339), grace)
+	}
+	changed := ci.Status.AgentConnected != connected
+	ci.Status.AgentConnected = connected
+	if changed || ci.Status.LastHeartbeatTime == nil {
+		ci.Status.LastHeartbeatTime = renewed
+	}
+	meta.SetStatusCondition(&ci.Status.Conditions, cond)
+	if changed || !meta.IsStatusConditionPresentAndEqual(before.Status.Conditions, cond.Type, cond.Status) {
+		if err := r.Status().Patch(ctx, ci, client.MergeFrom(before)); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+		if changed && connected {
+			r.Recorder.Eventf(ci, corev1.EventTypeNormal, "Connected", "Container instance %s is connected", ci.Name)
+		} else if changed {
+			r.Recorder.Eventf(ci, corev1.EventTypeWarning, "Disconnected", "Container instance %s is disconnected: %s", ci.Name, cond.Message)
+		}
+	}
+	if connected {
+		// Look again just after the lease would expire without another renewal.
+		return ctrl.Result{RequeueAfter: renewed.Add(grace).Sub(now) + 100*time.Millisecond}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}

@@ -1,0 +1,81 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/internal/apiserver/auth"
+)
+
+var instanceScheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(ecsv1alpha1.AddToScheme(instanceScheme))
+}
+
+// instanceLookup answers from a watch cache of ContainerInstances, and from storage when the cache
+// has not seen an instance yet (one registered a moment ago).
+type instanceLookup struct {
+	cache cache.Cache
+	live  client.Reader
+}
+
+// InstanceUID implements auth.InstanceLookup.
+func (l *instanceLookup) InstanceUID(ctx context.Context, namespace, name string) (string, bool, error) {
+	ci := &ecsv1alpha1.ContainerInstance{}
+	err := l.cache.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, ci)
+	if apierrors.IsNotFound(err) {
+		err = l.live.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, ci)
+	}
+	if apierrors.IsNotFound(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	if !ci.DeletionTimestamp.IsZero() {
+		return "", false, nil
+	}
+	return string(ci.UID), true, nil
+}
+
+// instanceIdentitiesHook starts accepting container instance identities once droverd can look
+// instances up.
+func instanceIdentitiesHook(z *auth.Authorizer) genericapiserver.PostStartHookFunc {
+	return func(hc genericapiserver.PostStartHookContext) error {
+		live, err := client.New(hc.LoopbackClientConfig, client.Options{Scheme: instanceScheme})
+		if err != nil {
+			return err
+		}
+		// Register the informer before starting, so WaitForCacheSync waits for it. The CRD is
+		// installed by another post-start hook: wait until it is served.
+		var c cache.Cache
+		if err := wait.PollUntilContextTimeout(hc.Context, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+			c, err = cache.New(hc.LoopbackClientConfig, cache.Options{Scheme: instanceScheme,
+				ByObject: map[client.Object]cache.ByObject{&ecsv1alpha1.ContainerInstance{}: {}}})
+			if err != nil {
+				return false, nil
+			}
+			_, err = c.GetInformer(ctx, &ecsv1alpha1.ContainerInstance{})
+			return err == nil, nil
+		}); err != nil {
+			return fmt.Errorf("waiting for the containerinstances resource: %w", err)
+		}
+		go func() { _ = c.Start(hc.Context) }()
+		if !c.WaitForCacheSync(hc.Context) {
+			return fmt.Errorf("container instance cache did not sync")
+		}
+		z.SetInstanceLookup(&instanceLookup{cache: c, live: live})
+		return nil
+	}
+}
