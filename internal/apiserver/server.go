@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -36,6 +38,7 @@ import (
 	"github.com/drover-dev/drover/internal/apiserver/builtin"
 	builtinopenapi "github.com/drover-dev/drover/internal/apiserver/openapi"
 	"github.com/drover-dev/drover/internal/etcd"
+	"github.com/drover-dev/drover/internal/registration"
 	"github.com/drover-dev/drover/internal/version"
 )
 
@@ -62,6 +65,8 @@ type Config struct {
 	EtcdClientPort, EtcdPeerPort int
 	// EnableProfiling serves /debug/pprof to admins.
 	EnableProfiling bool
+	// InstanceCertValidity is the lifetime of the certificates issued to container instances.
+	InstanceCertValidity time.Duration
 	// PostStart, if set, runs once the server is serving with a privileged loopback client.
 	PostStart []NamedHook
 }
@@ -178,6 +183,21 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	serverConfig.Authorization.Authorizer = s.authz
 	serverConfig.EnableMetrics = false // served below, together with the controllers' metrics
 
+	// Hosts register without credentials, so registration is served in front of authentication;
+	// it bounds its own bodies, time and failed attempts.
+	reg := registration.New(registration.Options{CA: c.ca, CertValidity: cfg.InstanceCertValidity, ServerURL: s.URL})
+	public := map[string]http.Handler{registration.RegisterPath: reg.RegisterHandler(), registration.CAPath: reg.CAHandler()}
+	serverConfig.BuildHandlerChainFunc = func(apiHandler http.Handler, c *genericapiserver.Config) http.Handler {
+		chain := genericapiserver.DefaultBuildHandlerChain(apiHandler, c)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if h, ok := public[r.URL.Path]; ok {
+				h.ServeHTTP(w, r)
+				return
+			}
+			chain.ServeHTTP(w, r)
+		})
+	}
+
 	namer := openapinamer.NewDefinitionNamer(extensionsapiserver.Scheme, builtin.Scheme)
 	defs := openapi.GetOpenAPIDefinitionsWithoutDisabledFeatures(mergeDefinitions(extensionsopenapi.GetOpenAPIDefinitions, builtinopenapi.GetOpenAPIDefinitions))
 	serverConfig.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(defs, namer)
@@ -218,6 +238,10 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	}
 	gatherers := firstWins{legacyregistry.DefaultGatherer, crmetrics.Registry}
 	g.Handler.NonGoRestfulMux.Handle("/metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}))
+	g.Handler.NonGoRestfulMux.Handle(registration.RenewPath, reg.RenewHandler())
+	g.AddPostStartHookOrDie("drover-registration", func(hc genericapiserver.PostStartHookContext) error {
+		return reg.Start(hc.Context, hc.LoopbackClientConfig)
+	})
 
 	g.AddPostStartHookOrDie("drover-bootstrap", bootstrapHook)
 	g.AddPostStartHookOrDie("drover-namespace-controller", namespaceControllerHook)

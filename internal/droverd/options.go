@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -35,6 +36,8 @@ type Options struct {
 	EtcdClientPort int
 	EtcdPeerPort   int
 	Profiling      bool
+	// InstanceCertValidity is the lifetime of container instance certificates.
+	InstanceCertValidity time.Duration
 
 	Controllers     bool
 	ControllersOnly bool
@@ -54,6 +57,8 @@ func NewOptions() *Options {
 		EtcdPeerPort:   2380,
 		Controllers:    true,
 		LeaderElect:    true,
+
+		InstanceCertValidity: 30 * 24 * time.Hour,
 	}
 }
 
@@ -71,6 +76,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.EtcdClientPort, "etcd-client-port", o.EtcdClientPort, "Client port of the embedded etcd (on 127.0.0.1, mutual TLS).")
 	fs.IntVar(&o.EtcdPeerPort, "etcd-peer-port", o.EtcdPeerPort, "Peer port of the embedded etcd (on 127.0.0.1, mutual TLS).")
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve /debug/pprof to admins.")
+	fs.DurationVar(&o.InstanceCertValidity, "instance-cert-validity", o.InstanceCertValidity, "Lifetime of the client certificates issued to container instances; agents renew them when a third is left.")
 	fs.BoolVar(&o.Controllers, "controllers", o.Controllers, "Run Drover's controllers in this process (leader-elected). --controllers=false serves the API only.")
 	fs.BoolVar(&o.ControllersOnly, "controllers-only", o.ControllersOnly, "Run only the controllers, against the API server in --kubeconfig (for example a Kubernetes cluster with Drover's CRDs).")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig of the API server to run the controllers against (with --controllers-only; in-cluster config when empty).")
@@ -130,6 +136,9 @@ func (o *Options) Validate() error {
 	if o.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir must not be empty"))
 	}
+	if o.InstanceCertValidity < time.Minute || o.InstanceCertValidity > 365*24*time.Hour {
+		errs = append(errs, fmt.Errorf("--instance-cert-validity %s must be between 1m and 8760h", o.InstanceCertValidity))
+	}
 	return errors.Join(errs...)
 }
 
@@ -161,7 +170,7 @@ func (o *Options) ServerConfig() apiserver.Config {
 		DataDir: o.DataDir, BindAddress: net.ParseIP(o.BindAddress), SecurePort: o.SecurePort, TLSSANs: o.TLSSANs,
 		EtcdServers: o.EtcdServers, EtcdCAFile: o.EtcdCAFile, EtcdCertFile: o.EtcdCertFile, EtcdKeyFile: o.EtcdKeyFile,
 		EtcdPrefix: o.EtcdPrefix, EtcdClientPort: o.EtcdClientPort, EtcdPeerPort: o.EtcdPeerPort,
-		EnableProfiling: o.Profiling,
+		EnableProfiling: o.Profiling, InstanceCertValidity: o.InstanceCertValidity,
 	}
 	if o.Controllers {
 		leaderElect := o.LeaderElect

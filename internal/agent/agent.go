@@ -1,0 +1,142 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	goruntime "runtime"
+	"sync"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+)
+
+// Agent is a registered host's agent: the components that keep the control plane informed
+// about the host. Each component runs on its own goroutine until the agent stops, and handles
+// its own errors - it logs them and tries again - so that one failing does not stop the others.
+type Agent struct {
+	opts       RunOptions
+	conn       *conn
+	docker     Docker
+	ownsDocker bool
+	components []component
+}
+
+// component is a part of the agent that runs until its context ends.
+type component interface {
+	name() string
+	run(ctx context.Context)
+}
+
+// host is what the agent reports about the host it runs on.
+type host struct {
+	hostname, osType, arch string
+	resources              ecsv1alpha1.InstanceResources
+	attributes             []ecsv1alpha1.Attribute
+}
+
+// Run runs the agent registered in o.StateDir until ctx ends.
+func Run(ctx context.Context, o RunOptions) error {
+	a, err := New(ctx, o)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+// New loads the registration from o.StateDir and prepares the agent's components. It does not
+// contact the control plane: an unreachable control plane is not an error, Run keeps trying.
+func New(ctx context.Context, o RunOptions) (*Agent, error) {
+	if err := o.Complete(); err != nil {
+		return nil, err
+	}
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	dir := stateDirOf(o.StateDir)
+	id, err := dir.load()
+	if err != nil {
+		return nil, err
+	}
+	mem, err := memTotalMiB(o.MeminfoPath)
+	if err != nil {
+		return nil, fmt.Errorf("reading the host's memory from %s: %w", o.MeminfoPath, err)
+	}
+	c, err := newConn(id, o.Version)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{opts: o, conn: c, docker: o.Docker}
+	if a.docker == nil {
+		if a.docker, err = NewDocker(); err != nil {
+			// A bad DOCKER_HOST is reported, not fatal: the agent still heartbeats.
+			klog.FromContext(ctx).Error(err, "Cannot create a Docker Engine client; reporting no Docker version")
+			a.docker = nil
+		} else {
+			a.ownsDocker = true
+		}
+	}
+	h := host{
+		hostname:   o.Hostname,
+		osType:     goruntime.GOOS,
+		arch:       ecsArchitecture(goruntime.GOARCH),
+		resources:  registeredResources(goruntime.NumCPU(), mem, o.ReservedCPU, o.ReservedMemory),
+		attributes: builtinAttributes(goruntime.GOOS, goruntime.GOARCH),
+	}
+	reconnected := make(chan struct{}, 1)
+	a.components = []component{
+		&heartbeat{conn: c, interval: o.HeartbeatInterval, timeout: o.RequestTimeout, reconnected: reconnected},
+		&statusReporter{conn: c, host: h, docker: a.docker, version: o.Version,
+			interval: o.StatusInterval, timeout: o.RequestTimeout, trigger: reconnected},
+		&certRotator{conn: c, dir: dir, interval: o.CertCheckInterval, timeout: o.RequestTimeout},
+	}
+	return a, nil
+}
+
+// Run starts the components and waits until ctx ends and they have stopped.
+func (a *Agent) Run(ctx context.Context) error {
+	log := klog.FromContext(ctx).WithValues("containerInstance", klog.KRef(a.conn.cfg.Namespace, a.conn.cfg.ContainerInstance))
+	ctx = klog.NewContext(ctx, log)
+	log.Info("drover-agent is starting", "version", a.opts.Version, "server", a.conn.cfg.Server, "cluster", a.conn.cfg.Cluster)
+	var wg sync.WaitGroup
+	for _, c := range a.components {
+		wg.Go(func() { c.run(klog.NewContext(ctx, log.WithName(c.name()))) })
+	}
+	wg.Wait()
+	a.conn.close()
+	if a.ownsDocker {
+		_ = a.docker.Close()
+	}
+	log.Info("drover-agent stopped")
+	return nil
+}
+
+// backoff is a delay that doubles, with jitter, from min up to max.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur/2 + rand.N(b.cur/2+1)
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// sleep waits d, or returns false as soon as ctx ends.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

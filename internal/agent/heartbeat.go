@@ -1,0 +1,101 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// heartbeat renews the instance's Lease (same name and namespace as its ContainerInstance; the
+// registration creates it) every interval. The Lease is the heartbeat: the containerinstance
+// controller marks the instance disconnected when it expires. Failed renewals are retried sooner
+// than the interval, with backoff.
+type heartbeat struct {
+	conn     *conn
+	interval time.Duration
+	timeout  time.Duration
+	// reconnected is signalled when a renewal succeeds after the Lease may have expired, so the
+	// instance's status is reported again at once.
+	reconnected chan<- struct{}
+}
+
+func (h *heartbeat) name() string { return "heartbeat" }
+
+// leaseDuration is how long a renewal keeps the Lease: two intervals, in whole seconds.
+func (h *heartbeat) leaseDuration() time.Duration {
+	return (2*h.interval + time.Second - 1).Truncate(time.Second)
+}
+
+func (h *heartbeat) run(ctx context.Context) {
+	log := klog.FromContext(ctx)
+	b := backoff{min: time.Second, max: h.interval}
+	var lastRenewed time.Time
+	failures := 0
+	for {
+		start := time.Now()
+		err := h.renew(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := h.interval - time.Since(start)
+		if err != nil {
+			failures++
+			log.Error(err, "Cannot renew the heartbeat Lease; trying again", "failures", failures)
+			wait = b.next()
+		} else {
+			now := time.Now()
+			if failures > 0 {
+				log.Info("Heartbeat Lease renewed again", "failures", failures)
+			}
+			if !lastRenewed.IsZero() && now.Sub(lastRenewed) > h.leaseDuration() {
+				select {
+				case h.reconnected <- struct{}{}:
+				default:
+				}
+			}
+			lastRenewed, failures = now, 0
+			b.reset()
+		}
+		if !sleep(ctx, max(wait, 0)) {
+			return
+		}
+	}
+}
+
+// renew sets the Lease's holder, duration and renew time, with the resourceVersion it read.
+func (h *heartbeat) renew(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	key := client.ObjectKey{Namespace: h.conn.cfg.Namespace, Name: h.conn.cfg.ContainerInstance}
+	holder := h.conn.cfg.ContainerInstance
+	seconds := int32(h.leaseDuration() / time.Second)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var lease coordinationv1.Lease
+		if err := h.conn.client.Get(ctx, key, &lease); err != nil {
+			if apierrors.IsNotFound(err) {
+				return fmt.Errorf("the Lease %s does not exist; registration creates it, so the instance may have been deregistered: %w", key, err)
+			}
+			return err
+		}
+		now := metav1.NewMicroTime(time.Now())
+		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != holder {
+			lease.Spec.HolderIdentity = &holder
+			lease.Spec.AcquireTime = &now
+			transitions := int32(0)
+			if lease.Spec.LeaseTransitions != nil {
+				transitions = *lease.Spec.LeaseTransitions + 1
+			}
+			lease.Spec.LeaseTransitions = &transitions
+		}
+		lease.Spec.LeaseDurationSeconds = &seconds
+		lease.Spec.RenewTime = &now
+		return h.conn.client.Update(ctx, &lease)
+	})
+}
