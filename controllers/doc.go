@@ -5,6 +5,7 @@ package controllers
 import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/drover-dev/drover/controllers/activation"
 	"github.com/drover-dev/drover/controllers/cluster"
 	"github.com/drover-dev/drover/controllers/containerinstance"
 	"github.com/drover-dev/drover/controllers/placement"
@@ -24,6 +25,7 @@ var All = []SetupFunc{
 	placement.Setup,
 	cluster.Setup,
 	containerinstance.Setup,
+	activation.Setup,
 }
 
 // SetupAll adds every reconciler in All to mgr.

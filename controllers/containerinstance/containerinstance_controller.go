@@ -26,7 +26,7 @@ const DefaultGracePeriod = 10 * time.Second
 
 // +kubebuilder:rbac:groups=ecs.drover.dev,resources=containerinstances,verbs=get;list;watch
 // +kubebuilder:rbac:groups=ecs.drover.dev,resources=containerinstances/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;delete
 
 // Reconciler keeps ContainerInstance.status.agentConnected in step with the instance's Lease.
 type Reconciler struct {
@@ -58,7 +58,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ci := &ecsv1alpha1.ContainerInstance{}
 	if err := r.Get(ctx, req.NamespacedName, ci); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, r.deleteOrphanLease(ctx, req.NamespacedName)
+		}
+		return ctrl.Result{}, err
 	}
 	if !ci.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
@@ -114,6 +117,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{RequeueAfter: renewed.Add(grace).Sub(now) + 100*time.Millisecond}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// deleteOrphanLease removes the heartbeat Lease of a deregistered instance. Only a Lease owned by
+// a ContainerInstance of that name is touched.
+func (r *Reconciler) deleteOrphanLease(ctx context.Context, key types.NamespacedName) error {
+	lease := &coordinationv1.Lease{}
+	if err := r.Get(ctx, key, lease); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	for _, ref := range lease.OwnerReferences {
+		if ref.Kind == "ContainerInstance" && ref.Name == key.Name && ref.APIVersion == ecsv1alpha1.GroupVersion.String() {
+			return client.IgnoreNotFound(r.Delete(ctx, lease, client.Preconditions{UID: &lease.UID}))
+		}
+	}
+	return nil
 }
 
 func (r *Reconciler) now() time.Time {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -141,6 +142,9 @@ func TestHostJoinsAsTheREADMESays(t *testing.T) {
 		err := hostClient.Get(ctx, client.ObjectKeyFromObject(&ci), &ecsv1alpha1.ContainerInstance{})
 		return apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err)
 	}, 10*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool {
+		return apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(&ci), &coordinationv1.Lease{}))
+	}, 10*time.Second, 100*time.Millisecond, "the deregistered instance's heartbeat Lease is removed")
 }
 
 // TestRegistrationRefusals tries each bad registration and checks the agent says so and nothing is created.
