@@ -41,6 +41,15 @@ import (
 	"github.com/drover-dev/drover/test/framework"
 )
 
+// wrongCode returns code with its last character changed.
+func wrongCode(code string) string {
+	last := "x"
+	if code[len(code)-1] == 'x' {
+		last = "y"
+	}
+	return code[:len(code)-1] + last
+}
+
 // msgRefused is what every refused registration is told.
 // failBurst is how many failed attempts a source or activation gets before it is rate limited.
 const failBurst = 10
@@ -266,7 +275,7 @@ func TestRegistration(t *testing.T) {
 		})
 
 		for name, c := range map[string]struct{ id, code string }{
-			"wrong code":         {id(act), code[:len(code)-1] + "x"},
+			"wrong code":         {id(act), wrongCode(code)},
 			"code of another":    {id(act), expiredCode},
 			"expired":            {id(expired), expiredCode},
 			"no such activation": {f.ns + "/act-nope", code},
