@@ -90,7 +90,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.List(ctx, tasks, client.InNamespace(req.Namespace)); err != nil {
 		return ctrl.Result{}, err
 	}
-	cands, waiting := r.snapshot(req.Name, instances.Items, tasks.Items)
+	cands, waiting := r.snapshot(req.Namespace, req.Name, instances.Items, tasks.Items)
 	if len(waiting) == 0 {
 		return ctrl.Result{}, nil
 	}
@@ -114,7 +114,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // snapshot builds the candidates of a cluster from its instances and the tasks bound to them
 // (including bindings assumed but not yet in the cache), and lists the tasks waiting for placement
 // in creation order.
-func (r *Reconciler) snapshot(cluster string, instances []ecsv1alpha1.ContainerInstance, tasks []ecsv1alpha1.Task) (*candidates, []*ecsv1alpha1.Task) {
+func (r *Reconciler) snapshot(namespace, cluster string, instances []ecsv1alpha1.ContainerInstance, tasks []ecsv1alpha1.Task) (*candidates, []*ecsv1alpha1.Task) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cands := &candidates{index: map[string]int{}}
@@ -162,7 +162,7 @@ func (r *Reconciler) snapshot(cluster string, instances []ecsv1alpha1.ContainerI
 		}
 	}
 	for uid, a := range r.assumed {
-		if !seen[uid] && a.task.Spec.Cluster == cluster {
+		if !seen[uid] && a.task.Namespace == namespace && a.task.Spec.Cluster == cluster {
 			// Bound a moment ago and not in the cache at all yet: still holds its resources.
 			if c := cands.get(a.instance); c != nil {
 				if req, err := placement.RequestFor(a.task); err == nil {
@@ -226,6 +226,18 @@ func (r *Reconciler) placeOne(ctx context.Context, task *ecsv1alpha1.Task, cands
 	r.mu.Lock()
 	r.assumed[task.UID] = assumedBinding{instance: id, task: task, at: time.Now()}
 	r.mu.Unlock()
+	// A task that waited says so in its Placed condition; now that it is placed, say that instead.
+	// Tasks placed at the first try carry no condition and cost no second write.
+	if c := meta.FindStatusCondition(task.Status.Conditions, ecsv1alpha1.TaskConditionPlaced); c != nil && c.Status != metav1.ConditionTrue {
+		before := task.DeepCopy()
+		meta.SetStatusCondition(&task.Status.Conditions, metav1.Condition{
+			Type: ecsv1alpha1.TaskConditionPlaced, Status: metav1.ConditionTrue, Reason: ecsv1alpha1.TaskReasonPlaced,
+			Message: "placed on container instance " + id, ObservedGeneration: task.Generation,
+		})
+		if err := r.Status().Patch(ctx, task, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+			return true, fmt.Errorf("recording placement of task %s: %w", task.Name, err)
+		}
+	}
 	return true, nil
 }
 

@@ -79,6 +79,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if task.Spec.TaskDefinitionRevision == "" || len(task.Spec.Containers) == 0 {
 		return r.resolve(ctx, task)
 	}
+	// A task that once failed to resolve says so in its Resolved condition; now it is resolved.
+	if c := meta.FindStatusCondition(task.Status.Conditions, ecsv1alpha1.TaskConditionResolved); c != nil && c.Status != metav1.ConditionTrue {
+		return ctrl.Result{}, r.setCondition(ctx, task, ecsv1alpha1.TaskConditionResolved, metav1.ConditionTrue,
+			ecsv1alpha1.TaskReasonResolved, "runs revision "+task.Spec.TaskDefinitionRevision)
+	}
 	return ctrl.Result{}, nil
 }
 
