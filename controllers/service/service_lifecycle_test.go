@@ -175,8 +175,9 @@ func TestDaemonServiceFollowsInstances(t *testing.T) {
 	want(map[string]int{"b": 1, "c": 1}, "a deregistered instance's task is stopped")
 
 	updated := &ecsv1alpha1.Service{}
-	require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(svc), updated))
-	require.EqualValues(t, 2, updated.Status.DesiredCount)
+	require.Eventually(t, func() bool {
+		return c.Get(ctx, client.ObjectKeyFromObject(svc), updated) == nil && updated.Status.DesiredCount == 2
+	}, 30*time.Second, 50*time.Millisecond, "status.desiredCount counts the eligible instances")
 }
 
 func TestDisconnectPolicy(t *testing.T) {
