@@ -70,6 +70,13 @@ type scope struct {
 	instances map[string]*ecsv1alpha1.ContainerInstance
 	// desired is the number of tasks the service aims for in this pass.
 	desired int32
+	// failed holds the revisions whose deployment failed in this pass, with the reason.
+	failed map[string]string
+	// halted is set when the revision's deployment has failed and no rollback applies: no more of
+	// its tasks are started.
+	halted bool
+	// rolledBackFrom names the failed revision the service is rolling back from.
+	rolledBackFrom string
 }
 
 // Reconcile observes the service's tasks afresh and makes the count right.
@@ -113,7 +120,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	s.revision = rev
+	if err := r.chooseRevision(ctx, s, rev); err != nil {
+		return ctrl.Result{}, err
+	}
 	instances := &ecsv1alpha1.ContainerInstanceList{}
 	if err := r.List(ctx, instances, client.InNamespace(svc.Namespace)); err != nil {
 		return ctrl.Result{}, err
@@ -161,6 +170,9 @@ func (r *Reconciler) reconcileReplica(ctx context.Context, s *scope) (ctrl.Resul
 		start := need
 		if len(replace) > 0 {
 			start = min(need, maxTotal-len(act)) // replacing: stay within maximumPercent
+		}
+		if s.halted {
+			start = 0
 		}
 		if start > 0 {
 			if wait := r.startBackoff(s); wait > 0 {
@@ -382,14 +394,15 @@ func (r *Reconciler) stopUnhealthy(ctx context.Context, s *scope) error {
 }
 
 // startBackoff is how long to wait before starting tasks again when the service's recent tasks
-// keep stopping before they reach RUNNING: 10 s after the third failure in a row, doubling up to
-// 15 minutes, as ECS throttles such services.
+// keep stopping before they reach RUNNING, as ECS throttles such services. Failures are counted in
+// rounds of max(desiredCount, 3) tasks, since a service starts that many at once: 5 s after the
+// first round that failed entirely, doubling with each further round, up to 15 minutes.
 func (r *Reconciler) startBackoff(s *scope) time.Duration {
 	var stopped []*ecsv1alpha1.Task
 	for i := range s.tasks {
 		t := &s.tasks[i]
 		if t.Status.LastStatus == ecsv1alpha1.TaskStateStopped && t.Status.StoppedAt != nil &&
-			t.Spec.DesiredStatus != ecsv1alpha1.TaskDesiredStopped {
+			t.Spec.DesiredStatus != ecsv1alpha1.TaskDesiredStopped && t.Spec.TaskDefinitionRevision == s.revision.Name {
 			stopped = append(stopped, t)
 		}
 	}
@@ -401,11 +414,11 @@ func (r *Reconciler) startBackoff(s *scope) time.Duration {
 		}
 		failures++
 	}
-	if failures < 3 {
+	rounds := failures / max(int(s.desired), 3)
+	if rounds < 1 {
 		return 0
 	}
-	delay := 10 * time.Second << min(failures-3, 10)
-	delay = min(delay, 15*time.Minute)
+	delay := min(5*time.Second<<min(rounds-1, 10), 15*time.Minute)
 	return time.Until(stopped[0].Status.StoppedAt.Add(delay))
 }
 

@@ -117,18 +117,59 @@ func deployments(svc *ecsv1alpha1.Service, s *scope, now metav1.Time) []ecsv1alp
 			othersActive = true
 		}
 	}
-	if primary.RunningCount == primary.DesiredCount && primary.PendingCount == 0 && !othersActive {
+	// Deployments that failed or completed are remembered: a failed revision is not deployed again
+	// and the last completed one is what a rollback returns to.
+	keep := lastCompleted(svc, primary.ID)
+	for _, p := range svc.Status.Deployments {
+		if p.RolloutState == ecsv1alpha1.RolloutStateFailed || (keep != nil && p.ID == keep.ID) {
+			get(p.TaskDefinitionRevision)
+		}
+	}
+	for rev, d := range byRev {
+		if d == primary {
+			continue
+		}
+		p, had := prev[rev]
+		switch {
+		case s.failed[rev] != "":
+			d.RolloutState, d.RolloutStateReason = ecsv1alpha1.RolloutStateFailed, s.failed[rev]
+		case had && (p.RolloutState == ecsv1alpha1.RolloutStateFailed || (keep != nil && p.ID == keep.ID)):
+			d.RolloutState, d.RolloutStateReason = p.RolloutState, p.RolloutStateReason
+			d.FailedTasks = max(d.FailedTasks, p.FailedTasks)
+		}
+		if d.RunningCount+d.PendingCount == 0 {
+			d.Status = ecsv1alpha1.DeploymentStatusInactive
+		}
+	}
+	done := primary.RunningCount == primary.DesiredCount && primary.PendingCount == 0 && !othersActive
+	if p, ok := prev[primary.ID]; ok && p.Status == ecsv1alpha1.DeploymentStatusPrimary && p.RolloutState == ecsv1alpha1.RolloutStateCompleted {
+		done = true // a completed rollout stays completed while the service replaces tasks
+	}
+	switch {
+	case s.failed[primary.ID] != "" || s.halted:
+		primary.RolloutState = ecsv1alpha1.RolloutStateFailed
+		primary.RolloutStateReason = s.failed[primary.ID]
+		if p, ok := prev[primary.ID]; ok && primary.RolloutStateReason == "" {
+			primary.RolloutStateReason = p.RolloutStateReason
+		}
+	case done:
 		primary.RolloutState = ecsv1alpha1.RolloutStateCompleted
 		primary.RolloutStateReason = "ECS deployment " + primary.ID + " completed."
-	} else {
+		if s.rolledBackFrom != "" {
+			primary.RolloutStateReason = "ECS deployment " + primary.ID + " completed after rolling back from " + s.rolledBackFrom + "."
+		}
+	default:
 		primary.RolloutState = ecsv1alpha1.RolloutStateInProgress
 		primary.RolloutStateReason = ""
+		if s.rolledBackFrom != "" {
+			primary.RolloutStateReason = "Rolling back from failed deployment " + s.rolledBackFrom + "."
+		}
 	}
 	ordered := []*ecsv1alpha1.Deployment{primary}
 	ids := make([]string, 0, len(byRev))
 	for id, d := range byRev {
-		// Older deployments are listed while they still have tasks.
-		if d != primary && d.RunningCount+d.PendingCount > 0 {
+		// Older deployments are listed while they have tasks, failed, or completed last.
+		if d != primary && (d.RunningCount+d.PendingCount > 0 || d.RolloutState != "") {
 			ids = append(ids, id)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -258,4 +259,51 @@ func TestUnplaceableTasksAreExplained(t *testing.T) {
 		cond := meta.FindStatusCondition(svc.Status.Conditions, ecsv1alpha1.ServiceConditionSteadyState)
 		return cond != nil && cond.Reason == ecsv1alpha1.ServiceReasonUnableToPlace && strings.Contains(cond.Message, "insufficient memory")
 	}, 30*time.Second, 50*time.Millisecond, "the service's condition says why")
+}
+
+// TestCircuitBreakerRollsBack deploys a revision whose tasks fail at start: the breaker trips at its
+// threshold, the deployment is FAILED, and the service returns to the last completed revision with
+// every task on it.
+func TestCircuitBreakerRollsBack(t *testing.T) {
+	s, agents := setup(t, host("a"), host("b"), host("c"))
+	c, ctx := s.Client, t.Context()
+	svc := newService("web", "web", 4)
+	svc.Spec.DeploymentConfiguration = &ecsv1alpha1.DeploymentConfiguration{
+		MinimumHealthyPercent: ptr.To[int32](50), MaximumPercent: ptr.To[int32](200),
+		DeploymentCircuitBreaker: &ecsv1alpha1.DeploymentCircuitBreaker{Enable: true, Rollback: true},
+	}
+	require.NoError(t, c.Create(ctx, svc))
+	waitRunning(t, c, "web", 4)
+
+	agents.FailRevision("web-2")
+	td := &ecsv1alpha1.TaskDefinition{}
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, td))
+	td.Spec.ContainerDefinitions[0].Image = "example.com/web:broken"
+	require.NoError(t, c.Update(ctx, td))
+
+	cur := &ecsv1alpha1.Service{}
+	require.Eventually(t, func() bool {
+		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(svc), cur))
+		failed := false
+		for _, d := range cur.Status.Deployments {
+			if d.TaskDefinitionRevision == "web-2" && d.RolloutState == ecsv1alpha1.RolloutStateFailed {
+				failed = d.FailedTasks >= 10
+			}
+		}
+		primary := cur.Status.Deployments[0]
+		return failed && primary.TaskDefinitionRevision == "web-1" && primary.RolloutState == ecsv1alpha1.RolloutStateCompleted
+	}, 2*time.Minute, 100*time.Millisecond, "the breaker trips and the service completes on web-1 again: %+v", &cur.Status)
+	for _, task := range waitRunning(t, c, "web", 4) {
+		require.Equal(t, "web-1", task.Spec.TaskDefinitionRevision)
+	}
+	require.True(t, hasEvent(t, c, "web", "(service web) is rolling back from deployment web-2 to web-1, its last completed deployment."))
+	failedEvent := false
+	events := &corev1.EventList{}
+	require.NoError(t, c.List(ctx, events, client.InNamespace(ns)))
+	for _, e := range events.Items {
+		if e.InvolvedObject.Name == "web" && e.Reason == ecsv1alpha1.ServiceReasonDeploymentFailed {
+			failedEvent = strings.Contains(e.Message, "circuit breaker tripped")
+		}
+	}
+	require.True(t, failedEvent, "an Event tells that the deployment failed")
 }

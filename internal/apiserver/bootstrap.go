@@ -75,6 +75,12 @@ func applyCRD(ctx context.Context, ext apiextensionsclient.Interface, want *apie
 	if err != nil {
 		return err
 	}
+	// The server defaults conversion to None; compare with that filled in, or every start rewrites
+	// every CRD (and rebuilds its OpenAPI) for nothing.
+	want = want.DeepCopy()
+	if want.Spec.Conversion == nil {
+		want.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.NoneConverter}
+	}
 	if apiequality.Semantic.DeepEqual(have.Spec, want.Spec) && apiequality.Semantic.DeepEqual(have.Labels, want.Labels) {
 		return nil
 	}

@@ -1,0 +1,122 @@
+package service
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+)
+
+// breakerThreshold is how many failed tasks trip a deployment's circuit breaker: half of
+// desiredCount, at least 10 and at most 200, as ECS counts.
+func breakerThreshold(desired int32) int32 {
+	return min(max((desired+1)/2, 10), 200)
+}
+
+// failedStarts counts the revision's tasks that stopped without ever reaching RUNNING, and tells
+// whether any of its tasks did reach RUNNING (after which the breaker no longer trips).
+func failedStarts(tasks []ecsv1alpha1.Task, revision string) (failed int32, started bool) {
+	for i := range tasks {
+		t := &tasks[i]
+		if t.Spec.TaskDefinitionRevision != revision {
+			continue
+		}
+		if t.Status.StartedAt != nil {
+			started = true
+		}
+		if t.Status.LastStatus == ecsv1alpha1.TaskStateStopped && t.Status.StartedAt == nil && t.Spec.DesiredStatus != ecsv1alpha1.TaskDesiredStopped {
+			failed++
+		}
+	}
+	return failed, started
+}
+
+// deploymentOf returns the service's recorded deployment of a revision, or nil.
+func deploymentOf(svc *ecsv1alpha1.Service, revision string) *ecsv1alpha1.Deployment {
+	for i := range svc.Status.Deployments {
+		if d := &svc.Status.Deployments[i]; d.TaskDefinitionRevision == revision {
+			return d
+		}
+	}
+	return nil
+}
+
+// lastCompleted returns the newest COMPLETED deployment other than revision, or nil.
+func lastCompleted(svc *ecsv1alpha1.Service, revision string) *ecsv1alpha1.Deployment {
+	var best *ecsv1alpha1.Deployment
+	for i := range svc.Status.Deployments {
+		d := &svc.Status.Deployments[i]
+		if d.TaskDefinitionRevision == revision || d.RolloutState != ecsv1alpha1.RolloutStateCompleted {
+			continue
+		}
+		if best == nil || (d.UpdatedAt != nil && best.UpdatedAt != nil && d.UpdatedAt.After(best.UpdatedAt.Time)) {
+			best = d
+		}
+	}
+	return best
+}
+
+// chooseRevision decides which revision the service runs in this pass. Normally that is the one
+// spec.taskDefinition resolves to. When that revision's deployment has FAILED - or fails now,
+// because its circuit breaker trips - and rollback is on, the service returns to its last
+// COMPLETED revision; without rollback it keeps the failed deployment and starts no more of its
+// tasks (s.halted).
+func (r *Reconciler) chooseRevision(ctx context.Context, s *scope, resolved *ecsv1alpha1.TaskDefinitionRevision) error {
+	s.revision = resolved
+	svc := s.svc
+	cb := breakerConfig(svc)
+	if cb == nil || !cb.Enable {
+		return nil
+	}
+	d := deploymentOf(svc, resolved.Name)
+	failedBefore := d != nil && d.RolloutState == ecsv1alpha1.RolloutStateFailed
+	if !failedBefore {
+		failed, started := failedStarts(s.tasks, resolved.Name)
+		threshold := breakerThreshold(desiredCount(svc))
+		if started || failed < threshold {
+			return nil
+		}
+		s.failed = map[string]string{resolved.Name: fmt.Sprintf(
+			"ECS deployment circuit breaker: %d tasks of %s failed to start (threshold %d).", failed, resolved.Name, threshold)}
+		r.Recorder.Eventf(svc, corev1.EventTypeWarning, ecsv1alpha1.ServiceReasonDeploymentFailed,
+			"(service %s) deployment %s failed: %d tasks failed to start; the circuit breaker tripped at %d.",
+			svc.Name, resolved.Name, failed, threshold)
+	}
+	if !cb.Rollback {
+		s.halted = true
+		return nil
+	}
+	back := lastCompleted(svc, resolved.Name)
+	if failedBefore && len(svc.Status.Deployments) > 0 {
+		// Already rolling back: stay with the deployment that replaced the failed one.
+		if p := &svc.Status.Deployments[0]; p.Status == ecsv1alpha1.DeploymentStatusPrimary && p.TaskDefinitionRevision != resolved.Name {
+			back = p
+		}
+	}
+	if back == nil {
+		s.halted = true
+		return nil
+	}
+	rev := &ecsv1alpha1.TaskDefinitionRevision{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: svc.Namespace, Name: back.TaskDefinitionRevision}, rev); err != nil {
+		s.halted = true
+		return client.IgnoreNotFound(err)
+	}
+	if !failedBefore {
+		r.Recorder.Eventf(svc, corev1.EventTypeNormal, "RollingBack",
+			"(service %s) is rolling back from deployment %s to %s, its last completed deployment.", svc.Name, resolved.Name, rev.Name)
+	}
+	s.revision = rev
+	s.rolledBackFrom = resolved.Name
+	return nil
+}
+
+func breakerConfig(svc *ecsv1alpha1.Service) *ecsv1alpha1.DeploymentCircuitBreaker {
+	if svc.Spec.DeploymentConfiguration == nil {
+		return nil
+	}
+	return svc.Spec.DeploymentConfiguration.DeploymentCircuitBreaker
+}
