@@ -1,0 +1,846 @@
+// Command controlplane benchmarks droverd as an API server: time from process start to /readyz ok on
+// a fresh and on an existing data dir, idle RSS, and creates/s and list latency for many Tasks
+// through the API. It starts droverd as a child process (--controllers=false) on free loopback ports
+// with a temporary data dir and prints a markdown report.
+//
+//	go run ./hack/bench/controlplane --droverd ./bin/droverd [--tasks 10000] [--workers 16] [--out FILE]
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+const (
+	group     = "ecs.drover.dev"
+	version   = "v1alpha1"
+	resource  = "tasks"
+	namespace = metav1.NamespaceDefault
+)
+
+var taskGVR = schema.GroupVersionResource{Group: group, Version: version, Resource: resource}
+
+type flags struct {
+	droverd      string
+	tasks        int
+	workers      int
+	starts       int
+	listRuns     int
+	pageSize     int
+	idle         time.Duration
+	out          string
+	profileDir   string
+	profileSecs  int
+	keepDataDir  bool
+	readyTimeout time.Duration
+}
+
+func main() {
+	var f flags
+	flag.StringVar(&f.droverd, "droverd", "./bin/droverd", "droverd binary to benchmark (make build puts it in ./bin)")
+	flag.IntVar(&f.tasks, "tasks", 10000, "Tasks to create and list")
+	flag.IntVar(&f.workers, "workers", 16, "concurrent clients creating Tasks")
+	flag.IntVar(&f.starts, "starts", 3, "start-up measurements per kind (fresh and existing data dir)")
+	flag.IntVar(&f.listRuns, "list-runs", 10, "full lists of all Tasks to time")
+	flag.IntVar(&f.pageSize, "page-size", 500, "limit of each page in the paginated list")
+	flag.DurationVar(&f.idle, "idle", 5*time.Second, "idle time after /readyz before sampling RSS")
+	flag.StringVar(&f.out, "out", "", "also write the report to this file")
+	flag.StringVar(&f.profileDir, "profile-dir", "", "run droverd with --profiling and save CPU profiles of the create and list phases and a heap profile here")
+	flag.IntVar(&f.profileSecs, "profile-seconds", 10, "length of each CPU profile")
+	flag.BoolVar(&f.keepDataDir, "keep-data-dir", false, "keep the temporary data dirs (and droverd's logs) for inspection")
+	flag.DurationVar(&f.readyTimeout, "ready-timeout", 3*time.Minute, "give up when droverd is not ready within this")
+	flag.Parse()
+	if f.tasks < 1 || f.workers < 1 || f.starts < 1 || f.listRuns < 1 || f.pageSize < 1 {
+		fatalf("--tasks, --workers, --starts, --list-runs and --page-size must be positive")
+	}
+	if err := run(f); err != nil {
+		fatalf("%v", err)
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "controlplane: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%s] "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// report collects the figures.
+type report struct {
+	machine       []string
+	loadBefore    string
+	loadAfter     string
+	command       string
+	fresh         []startup
+	existing      []startup
+	loaded        startup
+	idleRSS       rss
+	loadRSS       rss
+	stopFresh     []time.Duration
+	create        createResult
+	createCPU     [2]float64 // cores used by droverd and by this process while creating
+	listCPU       [2]float64 // the same while listing
+	fullList      []time.Duration
+	fullListBytes int
+	pagedTotal    time.Duration
+	pagedPages    int
+	etcdBytes     int64
+	profiles      []string
+}
+
+func run(f flags) error {
+	bin, err := filepath.Abs(f.droverd)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("droverd binary: %w (run make build first)", err)
+	}
+	if f.profileDir != "" {
+		if err := os.MkdirAll(f.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
+	r := &report{machine: machine(), loadBefore: loadavg(), command: commandLine()}
+	logf("machine: %s", strings.Join(r.machine, "; "))
+
+	var d *droverd
+	// Start-up: each round starts on a fresh data dir, stops, and starts again on the same dir.
+	for i := range f.starts {
+		dir, err := os.MkdirTemp("", "drover-bench-")
+		if err != nil {
+			return err
+		}
+		if !f.keepDataDir {
+			defer os.RemoveAll(dir)
+			defer os.Remove(dir + ".log")
+		}
+		ports, err := freePorts(3)
+		if err != nil {
+			return err
+		}
+		d = &droverd{bin: bin, dir: dir, ports: ports, profiling: f.profileDir != ""}
+		s, err := d.start(f.readyTimeout)
+		if err != nil {
+			return err
+		}
+		r.fresh = append(r.fresh, s)
+		logf("start %d/%d, fresh data dir: ready in %s", i+1, f.starts, ms(s.ready))
+		took, err := d.stop(30 * time.Second)
+		if err != nil {
+			return err
+		}
+		r.stopFresh = append(r.stopFresh, took)
+		if s, err = d.start(f.readyTimeout); err != nil {
+			return err
+		}
+		r.existing = append(r.existing, s)
+		logf("start %d/%d, existing data dir: ready in %s", i+1, f.starts, ms(s.ready))
+		if i < f.starts-1 {
+			if _, err := d.stop(30 * time.Second); err != nil {
+				return err
+			}
+		}
+	}
+	defer d.kill()
+
+	// The last droverd keeps running on its existing data dir.
+	logf("idling %s", f.idle)
+	time.Sleep(f.idle)
+	if r.idleRSS, err = readRSS(d.cmd.Process.Pid); err != nil {
+		return err
+	}
+	logf("idle RSS %s", r.idleRSS)
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(d.dir, "admin.kubeconfig"))
+	if err != nil {
+		return fmt.Errorf("loading admin kubeconfig: %w", err)
+	}
+	cfg.QPS, cfg.Burst = -1, 0 // no client-side rate limit
+	cfg.Timeout = 5 * time.Minute
+	cfg.UserAgent = "drover-bench"
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	raw := disc.RESTClient()
+
+	ctx := context.Background()
+	prof := profiler{raw: raw, dir: f.profileDir, secs: f.profileSecs}
+	prof.cpu(ctx, "create")
+	logf("creating %d Tasks with %d workers", f.tasks, f.workers)
+	cpu := startCPU(d.cmd.Process.Pid)
+	r.create = createTasks(ctx, dyn, f.tasks, f.workers)
+	r.createCPU = cpu.cores()
+	logf("created %d Tasks in %s (%.0f/s), %d errors", r.create.ok, ms(r.create.wall), r.create.rate(), r.create.errs)
+	if r.create.errs > 0 {
+		return fmt.Errorf("%d of %d creates failed, first: %v", r.create.errs, f.tasks, r.create.firstErr)
+	}
+	prof.wait()
+
+	listPath := fmt.Sprintf("/apis/%s/%s/namespaces/%s/%s", group, version, namespace, resource)
+	// One untimed list checks the count and warms the connection.
+	body, err := raw.Get().AbsPath(listPath).DoRaw(ctx)
+	if err != nil {
+		return fmt.Errorf("listing Tasks: %w", err)
+	}
+	if n, _, err := countItems(body); err != nil || n != f.tasks {
+		return fmt.Errorf("list returned %d Tasks, want %d (%v)", n, f.tasks, err)
+	}
+	prof.cpu(ctx, "list")
+	logf("timing %d full lists", f.listRuns)
+	cpu = startCPU(d.cmd.Process.Pid)
+	for range f.listRuns {
+		t0 := time.Now()
+		body, err := raw.Get().AbsPath(listPath).DoRaw(ctx)
+		if err != nil {
+			return fmt.Errorf("listing Tasks: %w", err)
+		}
+		r.fullList = append(r.fullList, time.Since(t0))
+		r.fullListBytes = len(body)
+	}
+	logf("timing a paginated list (limit %d)", f.pageSize)
+	cont, seen := "", 0
+	for {
+		t0 := time.Now()
+		body, err := raw.Get().AbsPath(listPath).Param("limit", strconv.Itoa(f.pageSize)).Param("continue", cont).DoRaw(ctx)
+		if err != nil {
+			return fmt.Errorf("listing a page of Tasks: %w", err)
+		}
+		r.pagedTotal += time.Since(t0)
+		r.pagedPages++
+		n, next, err := countItems(body)
+		if err != nil {
+			return err
+		}
+		seen += n
+		if cont = next; cont == "" {
+			break
+		}
+	}
+	r.listCPU = cpu.cores()
+	if seen != f.tasks {
+		return fmt.Errorf("paginated list returned %d Tasks, want %d", seen, f.tasks)
+	}
+	prof.wait()
+	prof.heap(ctx)
+
+	if r.loadRSS, err = readRSS(d.cmd.Process.Pid); err != nil {
+		return err
+	}
+	logf("RSS after load %s", r.loadRSS)
+
+	// Restart on the data dir that now holds the Tasks.
+	if _, err := d.stop(60 * time.Second); err != nil {
+		return err
+	}
+	r.etcdBytes = dirSize(filepath.Join(d.dir, "etcd"))
+	if r.loaded, err = d.start(f.readyTimeout); err != nil {
+		return err
+	}
+	logf("start with %d Tasks: ready in %s", f.tasks, ms(r.loaded.ready))
+	if _, err := d.stop(60 * time.Second); err != nil {
+		return err
+	}
+	r.loadAfter = loadavg()
+	r.profiles = prof.saved
+
+	out := r.markdown(f)
+	fmt.Print(out)
+	if f.out != "" {
+		if err := os.WriteFile(f.out, []byte(out), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// droverd is one droverd child process and its data dir.
+type droverd struct {
+	bin       string
+	dir       string
+	ports     []int
+	profiling bool
+	cmd       *exec.Cmd
+	exited    chan error
+	log       *os.File
+}
+
+// startup is one measured start: from exec to the first answer on the API port, to /readyz ok, and
+// to each /readyz check first passing.
+type startup struct {
+	ready     time.Duration
+	listening time.Duration
+	checks    map[string]time.Duration
+}
+
+func (d *droverd) start(timeout time.Duration) (startup, error) {
+	var s startup
+	logFile, err := os.OpenFile(d.dir+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return s, err
+	}
+	d.log = logFile
+	args := []string{
+		"--data-dir", d.dir, "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(d.ports[0]),
+		"--etcd-client-port", strconv.Itoa(d.ports[1]), "--etcd-peer-port", strconv.Itoa(d.ports[2]),
+		"--controllers=false",
+	}
+	if d.profiling {
+		args = append(args, "--profiling")
+	}
+	d.cmd = exec.Command(d.bin, args...)
+	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
+	d.exited = make(chan error, 1)
+	t0 := time.Now()
+	if err := d.cmd.Start(); err != nil {
+		return s, fmt.Errorf("starting droverd: %w", err)
+	}
+	go func() { d.exited <- d.cmd.Wait() }()
+	s, err = waitReady(t0, fmt.Sprintf("https://127.0.0.1:%d", d.ports[0]), d.dir, timeout, d.exited)
+	if err != nil {
+		d.kill()
+		return s, fmt.Errorf("%w\ndroverd log (%s):\n%s", err, logFile.Name(), tailFile(logFile.Name(), 3000))
+	}
+	return s, nil
+}
+
+// stop sends SIGTERM and waits for droverd to exit, returning how long that took.
+func (d *droverd) stop(timeout time.Duration) (time.Duration, error) {
+	t0 := time.Now()
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	defer d.log.Close()
+	select {
+	case err := <-d.exited:
+		if err != nil {
+			return 0, fmt.Errorf("droverd exited with %v after SIGTERM; log %s:\n%s", err, d.log.Name(), tailFile(d.log.Name(), 3000))
+		}
+		return time.Since(t0), nil
+	case <-time.After(timeout):
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+		return 0, fmt.Errorf("droverd did not exit within %s of SIGTERM", timeout)
+	}
+}
+
+func (d *droverd) kill() {
+	if d.cmd != nil && d.cmd.ProcessState == nil {
+		_ = d.cmd.Process.Kill()
+		select {
+		case <-d.exited:
+		case <-time.After(10 * time.Second):
+		}
+	}
+}
+
+// waitReady polls url/readyz?verbose every 20 ms, verifying the server with the CA that droverd writes
+// to dataDir/pki/ca.crt, and records when the port first answers and when each check first passes.
+func waitReady(t0 time.Time, url, dataDir string, timeout time.Duration, exited <-chan error) (startup, error) {
+	s := startup{checks: map[string]time.Duration{}}
+	deadline := t0.Add(timeout)
+	var hc *http.Client
+	var last string
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return s, fmt.Errorf("droverd exited before it was ready: %v", err)
+		default:
+		}
+		if hc == nil {
+			// The CA is written early at start; until it is complete there is nothing to verify against.
+			if ca, err := os.ReadFile(filepath.Join(dataDir, "pki", "ca.crt")); err == nil {
+				pool := x509.NewCertPool()
+				if pool.AppendCertsFromPEM(ca) {
+					hc = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+						TLSClientConfig: &tls.Config{RootCAs: pool},
+						DialContext:     (&net.Dialer{Timeout: time.Second}).DialContext,
+					}}
+				}
+			}
+		}
+		if hc != nil {
+			resp, err := hc.Get(url + "/readyz?verbose")
+			if err == nil {
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+				resp.Body.Close()
+				now := time.Since(t0)
+				if s.listening == 0 {
+					s.listening = now
+				}
+				for _, line := range strings.Split(string(body), "\n") {
+					if name, ok := strings.CutPrefix(line, "[+]"); ok {
+						name, _, _ = strings.Cut(name, " ")
+						if _, seen := s.checks[name]; !seen {
+							s.checks[name] = now
+						}
+					}
+				}
+				if resp.StatusCode == http.StatusOK {
+					s.ready = now
+					return s, nil
+				}
+				last = fmt.Sprintf("%d %s", resp.StatusCode, body)
+			} else {
+				last = err.Error()
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return s, fmt.Errorf("droverd at %s not ready after %s: %s", url, timeout, last)
+}
+
+type createResult struct {
+	ok, errs  int
+	firstErr  error
+	wall      time.Duration
+	latencies []time.Duration
+}
+
+func (c createResult) rate() float64 { return float64(c.ok) / c.wall.Seconds() }
+
+// createTasks creates n Tasks with workers concurrent clients and records each request's latency.
+func createTasks(ctx context.Context, dyn dynamic.Interface, n, workers int) createResult {
+	tasks := dyn.Resource(taskGVR).Namespace(namespace)
+	var next atomic.Int64
+	var mu sync.Mutex
+	res := createResult{latencies: make([]time.Duration, 0, n)}
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range workers {
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, n/workers+1)
+			var errs int
+			var firstErr error
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					break
+				}
+				obj := task(i)
+				s := time.Now()
+				_, err := tasks.Create(ctx, obj, metav1.CreateOptions{})
+				if err != nil {
+					errs++
+					if firstErr == nil {
+						firstErr = err
+					}
+					continue
+				}
+				lat = append(lat, time.Since(s))
+			}
+			mu.Lock()
+			res.latencies = append(res.latencies, lat...)
+			res.errs += errs
+			if res.firstErr == nil {
+				res.firstErr = firstErr
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	res.wall = time.Since(t0)
+	res.ok = len(res.latencies)
+	return res
+}
+
+// task is a standalone Task as a user creates it (ECS RunTask), like config/samples/ecs_v1alpha1_task.yaml.
+func task(i int) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": group + "/" + version,
+		"kind":       "Task",
+		"metadata":   map[string]any{"name": fmt.Sprintf("bench-%05d", i), "labels": map[string]any{"app": "bench"}},
+		"spec": map[string]any{
+			"cluster":        "bench",
+			"taskDefinition": "web:1",
+			"startedBy":      "bench",
+		},
+	}}
+}
+
+// countItems returns the number of items of a list response and its continue token.
+func countItems(body []byte) (int, string, error) {
+	var l struct {
+		Metadata struct {
+			Continue string `json:"continue"`
+		} `json:"metadata"`
+		Items []json.RawMessage `json:"items"`
+	}
+	if err := json.Unmarshal(body, &l); err != nil {
+		return 0, "", fmt.Errorf("decoding list: %w", err)
+	}
+	return len(l.Items), l.Metadata.Continue, nil
+}
+
+// profiler fetches pprof profiles from droverd (started with --profiling) when dir is set.
+type profiler struct {
+	raw   rest.Interface
+	dir   string
+	secs  int
+	wg    sync.WaitGroup
+	saved []string
+	mu    sync.Mutex
+}
+
+func (p *profiler) cpu(ctx context.Context, name string) {
+	if p.dir == "" {
+		return
+	}
+	p.wg.Go(func() {
+		p.fetch(ctx, name+".cpu.pprof", "/debug/pprof/profile", strconv.Itoa(p.secs))
+	})
+}
+
+func (p *profiler) heap(ctx context.Context) {
+	if p.dir != "" {
+		p.fetch(ctx, "heap.pprof", "/debug/pprof/heap", "")
+	}
+}
+
+func (p *profiler) wait() { p.wg.Wait() }
+
+func (p *profiler) fetch(ctx context.Context, file, path, secs string) {
+	req := p.raw.Get().AbsPath(path)
+	if secs != "" {
+		req = req.Param("seconds", secs)
+	}
+	body, err := req.DoRaw(ctx)
+	if err != nil {
+		logf("fetching %s: %v", path, err)
+		return
+	}
+	out := filepath.Join(p.dir, file)
+	if err := os.WriteFile(out, body, 0o644); err != nil {
+		logf("writing %s: %v", out, err)
+		return
+	}
+	p.mu.Lock()
+	p.saved = append(p.saved, out)
+	p.mu.Unlock()
+}
+
+// cpuSample is the CPU time used so far by droverd and by this process.
+type cpuSample struct {
+	pid      int
+	at       time.Time
+	server   time.Duration
+	client   time.Duration
+	serverOK bool
+}
+
+func startCPU(pid int) cpuSample {
+	s := cpuSample{pid: pid, at: time.Now()}
+	s.server, s.serverOK = cpuTime(pid)
+	s.client, _ = cpuTime(os.Getpid())
+	return s
+}
+
+// cores returns the average number of cores droverd and this process used since the sample.
+func (s cpuSample) cores() [2]float64 {
+	wall := time.Since(s.at).Seconds()
+	server, ok := cpuTime(s.pid)
+	client, _ := cpuTime(os.Getpid())
+	if !ok || !s.serverOK || wall <= 0 {
+		return [2]float64{}
+	}
+	return [2]float64{(server - s.server).Seconds() / wall, (client - s.client).Seconds() / wall}
+}
+
+// cpuTime reads a process's user and system time from /proc/<pid>/stat (in USER_HZ, 100 a second on Linux).
+func cpuTime(pid int) (time.Duration, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// The command name may contain spaces; the fields after it are space separated.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	if len(fields) < 13 { // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, true
+}
+
+type rss struct{ rssKB, hwmKB int }
+
+func (r rss) String() string { return fmt.Sprintf("%s (peak %s)", mib(r.rssKB), mib(r.hwmKB)) }
+
+// readRSS reads VmRSS and VmHWM of a process from /proc.
+func readRSS(pid int) (rss, error) {
+	var r rss
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return r, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		switch k {
+		case "VmRSS":
+			r.rssKB = kb
+		case "VmHWM":
+			r.hwmKB = kb
+		}
+	}
+	if r.rssKB == 0 {
+		return r, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	}
+	return r, nil
+}
+
+func mib(kb int) string { return fmt.Sprintf("%.0f MiB", float64(kb)/1024) }
+
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func machine() []string {
+	var m []string
+	model := "unknown CPU"
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	m = append(m, fmt.Sprintf("%d CPUs (%s)", runtime.NumCPU(), model))
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+				m = append(m, fmt.Sprintf("%.1f GiB memory", float64(kb)/(1<<20)))
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m = append(m, "Linux "+strings.TrimSpace(string(b)))
+	}
+	m = append(m, runtime.Version())
+	return m
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func commandLine() string {
+	args := slices.Clone(os.Args[1:])
+	return "go run ./hack/bench/controlplane " + strings.Join(args, " ")
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
+		if err == nil && !e.IsDir() {
+			if fi, err := e.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func tailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+func ms(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	case d >= 10*time.Millisecond:
+		return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	}
+}
+
+// pct is the q-quantile (nearest rank) of ds.
+func pct(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func readies(ss []startup) []time.Duration {
+	var ds []time.Duration
+	for _, s := range ss {
+		ds = append(ds, s.ready)
+	}
+	return ds
+}
+
+// median returns the start-up whose time to ready is the median of ss.
+func median(ss []startup) startup {
+	s := slices.Clone(ss)
+	slices.SortFunc(s, func(a, b startup) int { return int(a.ready - b.ready) })
+	return s[(len(s)-1)/2]
+}
+
+func spread(ds []time.Duration) string {
+	if len(ds) == 1 {
+		return ms(ds[0])
+	}
+	return fmt.Sprintf("%s (min %s, max %s, n=%d)", ms(pct(ds, 0.5)), ms(slices.Min(ds)), ms(slices.Max(ds)), len(ds))
+}
+
+func (r *report) markdown(f flags) string {
+	var b bytes.Buffer
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	w("## Control plane (droverd --controllers=false)")
+	w("")
+	w("Machine: %s. Load average %s before, %s after.", strings.Join(r.machine, ", "), r.loadBefore, r.loadAfter)
+	w("")
+	w("Command: `%s`", r.command)
+	w("")
+	w("| figure | value |")
+	w("| --- | --- |")
+	w("| start to /readyz ok, fresh data dir | %s |", spread(readies(r.fresh)))
+	w("| start to /readyz ok, existing data dir | %s |", spread(readies(r.existing)))
+	w("| start to /readyz ok, existing data dir with %d Tasks | %s |", f.tasks, ms(r.loaded.ready))
+	w("| SIGTERM to exit (fresh data dir, idle) | %s |", spread(r.stopFresh))
+	w("| idle RSS, %s after ready | %s |", f.idle, r.idleRSS)
+	w("| create %d Tasks, %d workers | %.0f creates/s (%s) |", r.create.ok, f.workers, r.create.rate(), ms(r.create.wall))
+	w("| create latency p50 / p90 / p99 / max | %s / %s / %s / %s |", ms(pct(r.create.latencies, 0.5)), ms(pct(r.create.latencies, 0.9)),
+		ms(pct(r.create.latencies, 0.99)), ms(slices.Max(r.create.latencies)))
+	w("| CPU while creating, droverd / benchmark client | %.2f / %.2f cores |", r.createCPU[0], r.createCPU[1])
+	w("| full list of %d Tasks, p50 / p99 (n=%d) | %s / %s (%.1f MiB JSON) |", f.tasks, len(r.fullList), ms(pct(r.fullList, 0.5)),
+		ms(pct(r.fullList, 0.99)), float64(r.fullListBytes)/(1<<20))
+	w("| paginated list of %d Tasks, limit %d | %s total (%d pages) |", f.tasks, f.pageSize, ms(r.pagedTotal), r.pagedPages)
+	w("| CPU while listing, droverd / benchmark client | %.2f / %.2f cores |", r.listCPU[0], r.listCPU[1])
+	w("| RSS after creates and lists | %s |", r.loadRSS)
+	w("| etcd data dir with %d Tasks | %.1f MiB |", f.tasks, float64(r.etcdBytes)/(1<<20))
+	w("")
+	w("Where start-up time goes (median run): time from exec until the API port first answered and until each /readyz check")
+	w("that was still failing then first passed.")
+	w("")
+	fresh, existing := median(r.fresh), median(r.existing)
+	w("| milestone | fresh | existing | existing, %d Tasks |", f.tasks)
+	w("| --- | --- | --- | --- |")
+	w("| API port answers | %s | %s | %s |", ms(fresh.listening), ms(existing.listening), ms(r.loaded.listening))
+	names := map[string]bool{}
+	for _, s := range []startup{fresh, existing, r.loaded} {
+		for n := range s.checks {
+			names[n] = true
+		}
+	}
+	order := slices.Collect(func(yield func(string) bool) {
+		for n := range names {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	slices.SortFunc(order, func(a, b string) int {
+		if c := int(fresh.checks[a] - fresh.checks[b]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	cell := func(s startup, n string) string {
+		if d, ok := s.checks[n]; ok {
+			return ms(d)
+		}
+		return "-"
+	}
+	for _, n := range order {
+		// Checks that pass on the first answer say nothing about where the time goes.
+		if fresh.checks[n] <= fresh.listening && existing.checks[n] <= existing.listening && r.loaded.checks[n] <= r.loaded.listening {
+			continue
+		}
+		w("| %s | %s | %s | %s |", n, cell(fresh, n), cell(existing, n), cell(r.loaded, n))
+	}
+	w("| /readyz ok | %s | %s | %s |", ms(fresh.ready), ms(existing.ready), ms(r.loaded.ready))
+	if len(r.profiles) > 0 {
+		w("")
+		w("Profiles: %s", strings.Join(r.profiles, ", "))
+	}
+	return b.String()
+}
