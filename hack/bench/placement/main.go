@@ -1,0 +1,1024 @@
+// Command placement benchmarks task placement through droverd: it starts droverd with its
+// controllers as a child process, registers --instances ContainerInstances that are connected and
+// have room for every task, creates --tasks standalone Tasks, and watches the Tasks until every one
+// has spec.containerInstance set. It prints a markdown report: total time, placements per second
+// (average and the p50/p90 of each second's count), per-task latency, and droverd's CPU use.
+//
+// By default a Task names only its task definition (spec.taskDefinition: web), as a user's RunTask
+// does, so the task controller resolves it before the placement controller can place it; --resolved
+// creates Tasks with the revision's containers already copied in, to time placement alone.
+//
+//	go build -o bin/ ./cmd/droverd
+//	go run ./hack/bench/placement [--droverd ./bin/droverd] [--instances 1000] [--tasks 10000] [--profile-dir DIR]
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+)
+
+const (
+	namespace = metav1.NamespaceDefault
+	cluster   = "bench"
+	family    = "web"
+)
+
+type flags struct {
+	droverd      string
+	instances    int
+	tasks        int
+	workers      int
+	resolved     bool
+	strategy     string
+	timeout      time.Duration
+	readyTimeout time.Duration
+	profileDir   string
+	profileSecs  int
+	keepDataDir  bool
+	out          string
+}
+
+func main() {
+	var f flags
+	flag.StringVar(&f.droverd, "droverd", "./bin/droverd", "droverd binary (go build -o bin/ ./cmd/droverd)")
+	flag.IntVar(&f.instances, "instances", 1000, "ContainerInstances to register")
+	flag.IntVar(&f.tasks, "tasks", 10000, "standalone Tasks to create and wait for placement")
+	flag.IntVar(&f.workers, "workers", 16, "concurrent clients creating instances and Tasks")
+	flag.BoolVar(&f.resolved, "resolved", false, "create Tasks with the revision's containers already in spec, so only placement is timed")
+	flag.StringVar(&f.strategy, "strategy", "", "placement strategies of every Task, comma separated type[:field] (binpack:memory,spread:instanceId); empty is random, the RunTask default")
+	flag.DurationVar(&f.timeout, "timeout", 20*time.Minute, "give up when the Tasks are not all placed within this after the first is created")
+	flag.DurationVar(&f.readyTimeout, "ready-timeout", 3*time.Minute, "give up when droverd is not ready within this")
+	flag.StringVar(&f.profileDir, "profile-dir", "", "run droverd with --profiling and save a CPU profile of the placement phase here")
+	flag.IntVar(&f.profileSecs, "profile-seconds", 30, "length of the CPU profile")
+	flag.BoolVar(&f.keepDataDir, "keep-data-dir", false, "keep droverd's temporary data dir and log")
+	flag.StringVar(&f.out, "out", "", "also write the report to this file")
+	flag.Parse()
+	if f.instances < 1 || f.tasks < 1 || f.workers < 1 {
+		fatalf("--instances, --tasks and --workers must be positive")
+	}
+	strategies, err := parseStrategies(f.strategy)
+	if err != nil {
+		fatalf("--strategy: %v", err)
+	}
+	if err := run(f, strategies); err != nil {
+		fatalf("%v", err)
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "placement: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%s] "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func parseStrategies(s string) ([]ecsv1alpha1.PlacementStrategy, error) {
+	var out []ecsv1alpha1.PlacementStrategy
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		typ, field, _ := strings.Cut(part, ":")
+		switch ecsv1alpha1.PlacementStrategyType(typ) {
+		case ecsv1alpha1.PlacementStrategyBinpack, ecsv1alpha1.PlacementStrategySpread, ecsv1alpha1.PlacementStrategyRandom:
+		default:
+			return nil, fmt.Errorf("unknown strategy type %q; use binpack, spread or random", typ)
+		}
+		out = append(out, ecsv1alpha1.PlacementStrategy{Type: ecsv1alpha1.PlacementStrategyType(typ), Field: field})
+	}
+	return out, nil
+}
+
+// result holds what one run measured.
+type result struct {
+	machine       string
+	loadBefore    string
+	loadAfter     string
+	instanceSetup time.Duration
+	createWall    time.Duration // first create sent to last create answered
+	firstPlaced   time.Duration // from the first create
+	total         time.Duration // first create to last Task placed
+	lastResolved  time.Duration // first create to last Task resolved (0 with --resolved)
+	perSecond     []int         // Tasks placed in each second from the first create
+	latency       []time.Duration
+	resolveLat    []time.Duration
+	cores         float64 // droverd's average CPU use from the first create to the last placement
+	rss           string
+	perInstance   [2]int // fewest and most Tasks on an instance
+	overcommitted int
+	profile       string
+	controllers   []controllerLoad
+	writeLatency  []time.Duration // sequential PATCHes of one Task after the run
+}
+
+// controllerLoad is what one controller did between the first create and the last placement.
+type controllerLoad struct {
+	name      string
+	passes    float64
+	busy      time.Duration // total reconcile time
+	queueWait time.Duration // average time a request waited in the queue
+}
+
+func run(f flags, strategies []ecsv1alpha1.PlacementStrategy) error {
+	bin, err := filepath.Abs(f.droverd)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("droverd binary: %w (go build -o bin/ ./cmd/droverd first)", err)
+	}
+	dir, err := os.MkdirTemp("", "drover-bench-placement-")
+	if err != nil {
+		return err
+	}
+	if f.keepDataDir {
+		logf("data dir %s, log %s.log", dir, dir)
+	} else {
+		defer os.RemoveAll(dir)
+		defer os.Remove(dir + ".log")
+	}
+	if f.profileDir != "" {
+		if err := os.MkdirAll(f.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
+
+	d, err := startDroverd(bin, dir, f.profileDir != "", f.readyTimeout)
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+	logf("droverd ready (pid %d)", d.cmd.Process.Pid)
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dir, "admin.kubeconfig"))
+	if err != nil {
+		return fmt.Errorf("loading admin kubeconfig: %w", err)
+	}
+	cfg.QPS, cfg.Burst = -1, 0 // no client-side rate limit
+	cfg.Timeout = time.Minute
+	cfg.UserAgent = "drover-bench-placement"
+	scheme := kruntime.NewScheme()
+	for _, add := range []func(*kruntime.Scheme) error{ecsv1alpha1.AddToScheme, coordinationv1.AddToScheme, corev1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return err
+		}
+	}
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	r := &result{machine: machine(), loadBefore: loadavg()}
+
+	// The task definition's first revision appearing shows the controllers have started.
+	td := &ecsv1alpha1.TaskDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: family, Namespace: namespace},
+		Spec: ecsv1alpha1.TaskDefinitionSpec{ContainerDefinitions: []ecsv1alpha1.ContainerDefinition{{
+			Name: "app", Image: "example.com/web:1", CPU: 16, Memory: ptr.To[int32](64),
+		}}},
+	}
+	if err := c.Create(ctx, td); err != nil {
+		return fmt.Errorf("creating TaskDefinition: %w", err)
+	}
+	if err := c.Create(ctx, &ecsv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: cluster, Namespace: namespace}}); err != nil {
+		return fmt.Errorf("creating Cluster: %w", err)
+	}
+	rev := &ecsv1alpha1.TaskDefinitionRevision{}
+	if err := poll(ctx, 2*time.Minute, func() (bool, error) {
+		err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: family + "-1"}, rev)
+		return err == nil, client.IgnoreNotFound(err)
+	}); err != nil {
+		return fmt.Errorf("waiting for TaskDefinitionRevision %s-1 (are the controllers running?): %w", family, err)
+	}
+	logf("controllers running: revision %s exists", rev.Name)
+
+	// Every task reserves 16 CPU units and 64 MiB; each instance has room for all of them.
+	logf("registering %d ContainerInstances with %d workers", f.instances, f.workers)
+	t0 := time.Now()
+	if err := registerInstances(ctx, c, f.instances, f.workers, f.tasks, f.timeout+10*time.Minute); err != nil {
+		return err
+	}
+	if err := waitConnected(ctx, c, f.instances); err != nil {
+		return err
+	}
+	r.instanceSetup = time.Since(t0)
+	logf("%d instances registered and connected in %s", f.instances, r.instanceSetup.Round(time.Millisecond))
+
+	w, err := startWatch(ctx, c, f.tasks)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+
+	raw, err := rawClient(cfg)
+	if err != nil {
+		return err
+	}
+	metrics0, err := scrape(ctx, raw)
+	if err != nil {
+		return err
+	}
+	var prof profile
+	if f.profileDir != "" {
+		prof.start(ctx, raw, filepath.Join(f.profileDir, "placement.cpu.pprof"), f.profileSecs)
+	}
+	cpu0, _ := cpuTime(d.cmd.Process.Pid)
+	logf("creating %d Tasks (%s) with %d workers", f.tasks, map[bool]string{false: "spec.taskDefinition only", true: "pre-resolved"}[f.resolved], f.workers)
+	start := time.Now()
+	w.setStart(start)
+	created, err := createTasks(ctx, c, f, rev, strategies, w)
+	if err != nil {
+		return err
+	}
+	r.createWall = created.Sub(start)
+	logf("created %d Tasks in %s (%.0f/s)", f.tasks, r.createWall.Round(time.Millisecond), float64(f.tasks)/r.createWall.Seconds())
+
+	if err := w.wait(start.Add(f.timeout)); err != nil {
+		return err
+	}
+	cpu1, _ := cpuTime(d.cmd.Process.Pid)
+	metrics1, err := scrape(ctx, raw)
+	if err != nil {
+		return err
+	}
+	r.controllers = controllerLoads(metrics0, metrics1)
+	r.total = w.lastPlaced.Sub(start)
+	r.cores = (cpu1 - cpu0).Seconds() / time.Since(start).Seconds()
+	r.rss = readRSS(d.cmd.Process.Pid)
+	r.firstPlaced, r.perSecond, r.latency, r.resolveLat, r.lastResolved = w.summary()
+	logf("all %d Tasks placed %s after the first create", f.tasks, r.total.Round(time.Millisecond))
+	r.profile = prof.wait()
+	r.loadAfter = loadavg()
+
+	if r.perInstance, r.overcommitted, err = checkPlacement(ctx, c, f.tasks); err != nil {
+		return err
+	}
+	if r.writeLatency, err = probeWrites(ctx, c, 100); err != nil {
+		return err
+	}
+	out := r.markdown(f)
+	fmt.Print(out)
+	if f.out != "" {
+		return os.WriteFile(f.out, []byte(out), 0o644)
+	}
+	return nil
+}
+
+// droverd is the droverd child process.
+type droverd struct {
+	cmd    *exec.Cmd
+	exited chan error
+	log    *os.File
+}
+
+func startDroverd(bin, dir string, profiling bool, timeout time.Duration) (*droverd, error) {
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(dir + ".log")
+	if err != nil {
+		return nil, err
+	}
+	args := []string{
+		"--data-dir", dir, "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(ports[0]),
+		"--etcd-client-port", strconv.Itoa(ports[1]), "--etcd-peer-port", strconv.Itoa(ports[2]),
+		"--controllers=true",
+	}
+	if profiling {
+		args = append(args, "--profiling")
+	}
+	d := &droverd{cmd: exec.Command(bin, args...), exited: make(chan error, 1), log: logFile}
+	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
+	if err := d.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting droverd: %w", err)
+	}
+	go func() { d.exited <- d.cmd.Wait() }()
+	if err := waitReady(fmt.Sprintf("https://127.0.0.1:%d", ports[0]), dir, timeout, d.exited); err != nil {
+		d.stop()
+		return nil, fmt.Errorf("%w\ndroverd log: %s", err, tailFile(logFile.Name(), 3000))
+	}
+	return d, nil
+}
+
+// stop sends SIGTERM and waits up to a minute before killing droverd.
+func (d *droverd) stop() {
+	defer d.log.Close()
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(time.Minute):
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+	}
+}
+
+// waitReady polls url/readyz, trusting the CA droverd writes to dataDir/pki/ca.crt.
+func waitReady(url, dataDir string, timeout time.Duration, exited <-chan error) error {
+	deadline := time.Now().Add(timeout)
+	var hc *http.Client
+	last := "no answer"
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("droverd exited before it was ready: %v", err)
+		default:
+		}
+		if hc == nil {
+			if ca, err := os.ReadFile(filepath.Join(dataDir, "pki", "ca.crt")); err == nil {
+				pool := x509.NewCertPool()
+				if pool.AppendCertsFromPEM(ca) {
+					hc = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+				}
+			}
+		}
+		if hc != nil {
+			resp, err := hc.Get(url + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return nil
+				}
+				last = resp.Status
+			} else {
+				last = err.Error()
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("droverd at %s not ready after %s: %s", url, timeout, last)
+}
+
+// registerInstances creates n ContainerInstances, each with a heartbeat Lease renewed until after the
+// run (so no heartbeat traffic competes with placement) and a status that reports the agent connected
+// with room for all the Tasks.
+func registerInstances(ctx context.Context, c client.Client, n, workers, tasks int, leaseFor time.Duration) error {
+	renew := metav1.NewMicroTime(time.Now().Add(leaseFor))
+	cpu, memory := int32(min(16*tasks, math.MaxInt32)), int32(min(64*tasks, math.MaxInt32))
+	return parallel(n, workers, func(i int) error {
+		name := instanceName(i)
+		lease := &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To[int32](10), RenewTime: &renew},
+		}
+		if err := c.Create(ctx, lease); err != nil {
+			return fmt.Errorf("creating Lease %s: %w", name, err)
+		}
+		ci := &ecsv1alpha1.ContainerInstance{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+			Spec: ecsv1alpha1.ContainerInstanceSpec{Cluster: cluster,
+				Attributes: []ecsv1alpha1.Attribute{{Name: "store", Value: fmt.Sprintf("s%03d", i%100)}}},
+		}
+		if err := c.Create(ctx, ci); err != nil {
+			return fmt.Errorf("creating ContainerInstance %s: %w", name, err)
+		}
+		now := metav1.Now()
+		res := &ecsv1alpha1.InstanceResources{CPU: cpu, Memory: memory}
+		ci.Status = ecsv1alpha1.ContainerInstanceStatus{
+			AgentConnected: true, AgentVersion: "0.1.0-bench", OSType: "linux", CPUArchitecture: "x86_64",
+			RegisteredAt: &now, LastHeartbeatTime: &now, RegisteredResources: res, RemainingResources: res.DeepCopy(),
+			Attributes: []ecsv1alpha1.Attribute{{Name: "ecs.os-type", Value: "linux"}, {Name: "ecs.cpu-architecture", Value: "x86_64"}},
+		}
+		// The containerinstance controller may write the status first (from the Lease); retry on conflict.
+		for {
+			err := c.Status().Update(ctx, ci)
+			if !apierrors.IsConflict(err) {
+				if err != nil {
+					return fmt.Errorf("reporting ContainerInstance %s: %w", name, err)
+				}
+				return nil
+			}
+			st := ci.Status
+			if err := c.Get(ctx, client.ObjectKeyFromObject(ci), ci); err != nil {
+				return err
+			}
+			st.Conditions = ci.Status.Conditions
+			ci.Status = st
+		}
+	})
+}
+
+func instanceName(i int) string { return fmt.Sprintf("host-%05d", i) }
+
+// waitConnected waits until every instance reports agentConnected.
+func waitConnected(ctx context.Context, c client.Client, n int) error {
+	return poll(ctx, 2*time.Minute, func() (bool, error) {
+		list := &ecsv1alpha1.ContainerInstanceList{}
+		if err := c.List(ctx, list, client.InNamespace(namespace)); err != nil {
+			return false, err
+		}
+		connected := 0
+		for _, ci := range list.Items {
+			if ci.Status.AgentConnected && ci.Status.RegisteredResources != nil {
+				connected++
+			}
+		}
+		return connected == n, nil
+	})
+}
+
+// createTasks creates the Tasks with f.workers concurrent clients, telling w when each was created,
+// and returns when the last create was answered.
+func createTasks(ctx context.Context, c client.Client, f flags, rev *ecsv1alpha1.TaskDefinitionRevision,
+	strategies []ecsv1alpha1.PlacementStrategy, w *watcher) (time.Time, error) {
+	err := parallel(f.tasks, f.workers, func(i int) error {
+		task := &ecsv1alpha1.Task{
+			ObjectMeta: metav1.ObjectMeta{Name: taskName(i), Namespace: namespace, Labels: map[string]string{"app": "bench"}},
+			Spec: ecsv1alpha1.TaskSpec{Cluster: cluster, TaskDefinition: family, StartedBy: "bench",
+				PlacementStrategy: strategies},
+		}
+		if f.resolved {
+			task.Spec.TaskDefinition = ecsv1alpha1.TaskDefinitionRef(rev.Spec.Family, rev.Spec.Revision)
+			task.Spec.TaskDefinitionRevision = rev.Name
+			task.Spec.Containers = rev.Spec.TaskDefinition.ContainerDefinitions
+			task.Spec.NetworkMode = rev.Spec.TaskDefinition.NetworkMode
+			task.Spec.Group = "family:" + rev.Spec.Family
+		}
+		if err := c.Create(ctx, task); err != nil {
+			return fmt.Errorf("creating Task %s: %w", task.Name, err)
+		}
+		w.created(i, time.Now())
+		return nil
+	})
+	return time.Now(), err
+}
+
+func taskName(i int) string { return fmt.Sprintf("bench-%05d", i) }
+
+func taskIndex(name string) int {
+	i, err := strconv.Atoi(strings.TrimPrefix(name, "bench-"))
+	if err != nil || !strings.HasPrefix(name, "bench-") {
+		return -1
+	}
+	return i
+}
+
+// watcher follows the Tasks and records when each was created, resolved and placed.
+type watcher struct {
+	c      client.WithWatch
+	n      int
+	cancel context.CancelFunc
+	done   chan error
+
+	mu         sync.Mutex
+	start      time.Time
+	createdAt  []time.Time
+	resolvedAt []time.Time
+	placedAt   []time.Time
+	placed     int
+	resolved   int
+	lastPlaced time.Time
+	allPlaced  chan struct{}
+}
+
+func startWatch(ctx context.Context, c client.WithWatch, n int) (*watcher, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &watcher{c: c, n: n, cancel: cancel, done: make(chan error, 1), allPlaced: make(chan struct{}),
+		createdAt: make([]time.Time, n), resolvedAt: make([]time.Time, n), placedAt: make([]time.Time, n)}
+	list := &ecsv1alpha1.TaskList{}
+	if err := c.List(ctx, list, client.InNamespace(namespace)); err != nil {
+		cancel()
+		return nil, err
+	}
+	go func() { w.done <- w.follow(ctx, list.ResourceVersion) }()
+	return w, nil
+}
+
+func (w *watcher) setStart(t time.Time) {
+	w.mu.Lock()
+	w.start = t
+	w.mu.Unlock()
+}
+
+func (w *watcher) created(i int, at time.Time) {
+	w.mu.Lock()
+	w.createdAt[i] = at
+	w.mu.Unlock()
+}
+
+// follow watches from resourceVersion rv, resuming after the server closes the watch.
+func (w *watcher) follow(ctx context.Context, rv string) error {
+	for ctx.Err() == nil {
+		wi, err := w.c.Watch(ctx, &ecsv1alpha1.TaskList{}, client.InNamespace(namespace),
+			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("watching Tasks: %w", err)
+		}
+		for ev := range wi.ResultChan() {
+			switch ev.Type {
+			case watch.Error:
+				wi.Stop()
+				return fmt.Errorf("watching Tasks: %v", apierrors.FromObject(ev.Object))
+			case watch.Added, watch.Modified, watch.Bookmark:
+				task, ok := ev.Object.(*ecsv1alpha1.Task)
+				if !ok {
+					continue
+				}
+				rv = task.ResourceVersion
+				if ev.Type != watch.Bookmark {
+					w.observe(task, time.Now())
+				}
+			}
+		}
+		wi.Stop()
+	}
+	return nil
+}
+
+func (w *watcher) observe(task *ecsv1alpha1.Task, at time.Time) {
+	i := taskIndex(task.Name)
+	if i < 0 || i >= w.n {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(task.Spec.Containers) > 0 && w.resolvedAt[i].IsZero() {
+		w.resolvedAt[i] = at
+		w.resolved++
+	}
+	if task.Spec.ContainerInstance != "" && w.placedAt[i].IsZero() {
+		w.placedAt[i] = at
+		w.lastPlaced = at
+		if w.placed++; w.placed == w.n {
+			close(w.allPlaced)
+		}
+	}
+}
+
+// wait returns when every Task is placed, logging progress every 5 seconds, or fails at deadline.
+func (w *watcher) wait(deadline time.Time) error {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	prev := 0
+	for {
+		select {
+		case <-w.allPlaced:
+			return nil
+		case err := <-w.done:
+			if err == nil {
+				err = errors.New("the watch ended")
+			}
+			return err
+		case now := <-tick.C:
+			w.mu.Lock()
+			placed, resolved := w.placed, w.resolved
+			w.mu.Unlock()
+			logf("%d resolved, %d placed (%.0f/s over the last 5 s)", resolved, placed, float64(placed-prev)/5)
+			prev = placed
+			if now.After(deadline) {
+				return fmt.Errorf("only %d of %d Tasks placed after %s", placed, w.n, now.Sub(w.start).Round(time.Second))
+			}
+		}
+	}
+}
+
+func (w *watcher) stop() { w.cancel() }
+
+// summary returns when the first Task was placed, the placements in each second from the start, each
+// Task's time from create to placed and to resolved, and when the last was resolved.
+func (w *watcher) summary() (first time.Duration, perSecond []int, latency, resolveLat []time.Duration, lastResolved time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	first = time.Duration(math.MaxInt64)
+	for i, p := range w.placedAt {
+		d := p.Sub(w.start)
+		first = min(first, d)
+		sec := int(d / time.Second)
+		for len(perSecond) <= sec {
+			perSecond = append(perSecond, 0)
+		}
+		perSecond[sec]++
+		latency = append(latency, p.Sub(w.createdAt[i]))
+		if r := w.resolvedAt[i]; !r.IsZero() {
+			resolveLat = append(resolveLat, r.Sub(w.createdAt[i]))
+			lastResolved = max(lastResolved, r.Sub(w.start))
+		}
+	}
+	return first, perSecond, latency, resolveLat, lastResolved
+}
+
+// checkPlacement reads every Task back and returns the fewest and most Tasks on an instance, and how
+// many instances hold more memory than they registered.
+func checkPlacement(ctx context.Context, c client.Client, n int) ([2]int, int, error) {
+	list := &ecsv1alpha1.TaskList{}
+	if err := c.List(ctx, list, client.InNamespace(namespace)); err != nil {
+		return [2]int{}, 0, err
+	}
+	instances := &ecsv1alpha1.ContainerInstanceList{}
+	if err := c.List(ctx, instances, client.InNamespace(namespace)); err != nil {
+		return [2]int{}, 0, err
+	}
+	count, memory := map[string]int{}, map[string]int64{}
+	for _, ci := range instances.Items {
+		count[ci.Name] = 0
+	}
+	placed := 0
+	for _, t := range list.Items {
+		if t.Spec.ContainerInstance == "" {
+			continue
+		}
+		placed++
+		count[t.Spec.ContainerInstance]++
+		for _, ctr := range t.Spec.Containers {
+			if ctr.Memory != nil {
+				memory[t.Spec.ContainerInstance] += int64(*ctr.Memory)
+			}
+		}
+	}
+	if placed != n {
+		return [2]int{}, 0, fmt.Errorf("read back %d placed Tasks, want %d", placed, n)
+	}
+	over := 0
+	for _, ci := range instances.Items {
+		if res := ci.Status.RegisteredResources; res != nil && memory[ci.Name] > int64(res.Memory) {
+			over++
+		}
+	}
+	counts := slices.Collect(func(yield func(int) bool) {
+		for _, v := range count {
+			if !yield(v) {
+				return
+			}
+		}
+	})
+	return [2]int{slices.Min(counts), slices.Max(counts)}, over, nil
+}
+
+// metrics are droverd's /metrics samples: the series (name and labels, as printed) to its value.
+type metrics map[string]float64
+
+func scrape(ctx context.Context, raw rest.Interface) (metrics, error) {
+	body, err := raw.Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading /metrics: %w", err)
+	}
+	m := metrics{}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			m[line[:i]] = v
+		}
+	}
+	return m, nil
+}
+
+// sum adds the series of metric name whose labels include label.
+func (m metrics) sum(name, label string) float64 {
+	total := 0.0
+	for series, v := range m {
+		if rest, ok := strings.CutPrefix(series, name+"{"); ok && strings.Contains(rest, label) {
+			total += v
+		}
+	}
+	return total
+}
+
+// controllerLoads compares two scrapes: each controller's passes and time inside Reconcile. (The
+// workqueue metrics of the controllers are not served: the API server's workqueue series of the same
+// names take their place.)
+func controllerLoads(before, after metrics) []controllerLoad {
+	var out []controllerLoad
+	for _, name := range []string{"placement", "task", "cluster", "containerinstance", "service", "taskdefinition"} {
+		ctl := fmt.Sprintf("controller=%q", name)
+		delta := func(metric, label string) float64 { return after.sum(metric, label) - before.sum(metric, label) }
+		l := controllerLoad{
+			name:   name,
+			passes: delta("controller_runtime_reconcile_total", ctl),
+			busy:   time.Duration(delta("controller_runtime_reconcile_time_seconds_sum", ctl) * float64(time.Second)),
+		}
+		if l.passes > 0 {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// probeWrites times n sequential PATCHes of one Task's labels: the round trip a controller that
+// writes one object at a time waits for on every write.
+func probeWrites(ctx context.Context, c client.Client, n int) ([]time.Duration, error) {
+	task := &ecsv1alpha1.Task{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: taskName(0)}, task); err != nil {
+		return nil, err
+	}
+	var out []time.Duration
+	for i := range n {
+		patch := fmt.Appendf(nil, `{"metadata":{"labels":{"probe":"%d"}}}`, i)
+		t0 := time.Now()
+		if err := c.Patch(ctx, task, client.RawPatch(types.MergePatchType, patch)); err != nil {
+			return nil, fmt.Errorf("probing writes: %w", err)
+		}
+		out = append(out, time.Since(t0))
+	}
+	return out, nil
+}
+
+// profile fetches a CPU profile from droverd's /debug/pprof while the Tasks are placed.
+type profile struct {
+	done chan string
+}
+
+func (p *profile) start(ctx context.Context, raw rest.Interface, file string, secs int) {
+	p.done = make(chan string, 1)
+	go func() {
+		body, err := raw.Get().AbsPath("/debug/pprof/profile").Param("seconds", strconv.Itoa(secs)).Timeout(time.Duration(secs+60) * time.Second).DoRaw(ctx)
+		if err != nil {
+			logf("fetching CPU profile: %v", err)
+			p.done <- ""
+			return
+		}
+		if err := os.WriteFile(file, body, 0o644); err != nil {
+			logf("writing %s: %v", file, err)
+			p.done <- ""
+			return
+		}
+		p.done <- file
+	}()
+}
+
+func (p *profile) wait() string {
+	if p.done == nil {
+		return ""
+	}
+	return <-p.done
+}
+
+// rawClient returns a REST client for paths such as /metrics; it has no overall timeout, so that a
+// long CPU profile can be fetched.
+func rawClient(cfg *rest.Config) (rest.Interface, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.Timeout = 0
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return cs.CoreV1().RESTClient(), nil
+}
+
+// parallel runs fn(0..n-1) on workers goroutines and returns the first error.
+func parallel(n, workers int, fn func(i int) error) error {
+	var next atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					once.Do(func() { firstErr = err })
+					next.Store(int64(n)) // stop handing out work
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
+}
+
+func poll(ctx context.Context, timeout time.Duration, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		if err != nil || ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// cpuTime is the user plus system CPU time of a process, from /proc/<pid>/stat (in 1/100 s ticks).
+func cpuTime(pid int) (time.Duration, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	s := string(b)
+	// Fields after the parenthesised command name; utime and stime are the 12th and 13th of them.
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, true
+}
+
+// readRSS returns a process's resident and peak resident memory from /proc/<pid>/status.
+func readRSS(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "unknown"
+	}
+	var rss, hwm string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		switch k {
+		case "VmRSS":
+			rss = fmt.Sprintf("%.0f MiB", float64(kb)/1024)
+		case "VmHWM":
+			hwm = fmt.Sprintf("%.0f MiB", float64(kb)/1024)
+		}
+	}
+	return fmt.Sprintf("%s (peak %s)", rss, hwm)
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+				mem = fmt.Sprintf(", %.1f GiB memory", float64(kb)/(1<<20))
+			}
+		}
+	}
+	return fmt.Sprintf("nproc %d, %s%s, %s", runtime.NumCPU(), model, mem, runtime.Version())
+}
+
+// loadavg is the 1, 5 and 15 minute load averages, to tell whether something else used the machine.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
+}
+
+func tailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b[max(0, len(b)-n):])
+}
+
+// quantile is the q-quantile (nearest rank) of xs.
+func quantile[T int | time.Duration](xs []T, q float64) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[max(0, min(len(s)-1, int(math.Ceil(q*float64(len(s))))-1))]
+}
+
+func ms(d time.Duration) string {
+	if d >= 10*time.Second {
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	}
+	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+}
+
+// msf prints a duration in milliseconds with one decimal.
+func msf(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+func (r *result) markdown(f flags) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	mode := "standalone Tasks with spec.taskDefinition only (the task controller resolves them, then the placement controller places them)"
+	if f.resolved {
+		mode = "standalone Tasks created pre-resolved (containers copied from the revision; placement alone)"
+	}
+	strategy := f.strategy
+	if strategy == "" {
+		strategy = "none (random)"
+	}
+	// The seconds in which Tasks were being placed, from the first placement to the last.
+	active := r.perSecond[int(r.firstPlaced/time.Second):]
+	w("## Placement (droverd with controllers)")
+	w("")
+	w("Machine: %s. Load average %s before, %s after.", r.machine, r.loadBefore, r.loadAfter)
+	w("")
+	w("%d ContainerInstances, %d %s, placement strategy %s, %d client workers.", f.instances, f.tasks, mode, strategy, f.workers)
+	w("")
+	w("| figure | value |")
+	w("| --- | --- |")
+	w("| register and connect %d instances | %s |", f.instances, ms(r.instanceSetup))
+	w("| create %d Tasks | %s (%.0f creates/s) |", f.tasks, ms(r.createWall), float64(f.tasks)/r.createWall.Seconds())
+	if !f.resolved {
+		w("| first create to last Task resolved | %s |", ms(r.lastResolved))
+		w("| create to resolved per Task, p50 / p90 / max | %s / %s / %s |", ms(quantile(r.resolveLat, 0.5)), ms(quantile(r.resolveLat, 0.9)), ms(slices.Max(r.resolveLat)))
+	}
+	w("| first create to first Task placed | %s |", ms(r.firstPlaced))
+	w("| **first create to every Task placed** | **%s** |", ms(r.total))
+	w("| average placements/s (Tasks / total time) | %.0f |", float64(f.tasks)/r.total.Seconds())
+	w("| placements/s while placing (first to last placement) | %.0f |", float64(f.tasks)/(r.total-r.firstPlaced).Seconds())
+	w("| placements in one second, p50 / p90 / max (n=%d s) | %d / %d / %d |", len(active), quantile(active, 0.5), quantile(active, 0.9), slices.Max(active))
+	w("| create to placed per Task, p50 / p90 / p99 / max | %s / %s / %s / %s |", ms(quantile(r.latency, 0.5)), ms(quantile(r.latency, 0.9)),
+		ms(quantile(r.latency, 0.99)), ms(slices.Max(r.latency)))
+	w("| droverd CPU, first create to last placement | %.2f cores |", r.cores)
+	w("| droverd RSS at the end | %s |", r.rss)
+	w("| Tasks per instance, fewest / most | %d / %d |", r.perInstance[0], r.perInstance[1])
+	w("| instances holding more memory than registered | %d |", r.overcommitted)
+	w("| one PATCH of a Task, sequential, after the run, p50 / p90 (n=%d) | %s / %s |", len(r.writeLatency),
+		msf(quantile(r.writeLatency, 0.5)), msf(quantile(r.writeLatency, 0.9)))
+	w("")
+	wall := r.total
+	w("Controllers from the first create to the last placement (%s): passes and time inside Reconcile (each runs one", ms(wall))
+	w("worker, so one busy close to 100%% of the time is a bottleneck).")
+	w("")
+	w("| controller | passes | busy | busy / wall | average pass |")
+	w("| --- | --- | --- | --- | --- |")
+	for _, l := range r.controllers {
+		w("| %s | %.0f | %s | %.0f%% | %s |", l.name, l.passes, ms(l.busy), 100*l.busy.Seconds()/wall.Seconds(),
+			msf(time.Duration(float64(l.busy)/l.passes)))
+	}
+	if r.profile != "" {
+		w("")
+		w("CPU profile of droverd (first %d s from the first create): %s (go tool pprof -top %s)", f.profileSecs, r.profile, r.profile)
+	}
+	return b.String()
+}
