@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -20,6 +21,10 @@ import (
 // MeteringInterval is how often the usage meter is brought up to date while nothing else changes.
 const MeteringInterval = time.Minute
 
+// MinInterval is the least time between two counts of one cluster: every task and instance event
+// asks for a count, and a busy cluster has many.
+const MinInterval = 2 * time.Second
+
 // +kubebuilder:rbac:groups=ecs.drover.dev,resources=clusters,verbs=get;list;watch
 // +kubebuilder:rbac:groups=ecs.drover.dev,resources=clusters/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=ecs.drover.dev,resources=containerinstances;tasks;services,verbs=get;list;watch
@@ -29,6 +34,11 @@ type Reconciler struct {
 	client.Client
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// MinInterval overrides the package's MinInterval; negative means none.
+	MinInterval time.Duration
+
+	mu      sync.Mutex
+	counted map[types.NamespacedName]time.Time
 }
 
 // Setup adds the reconciler to mgr.
@@ -57,6 +67,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // Reconcile counts what belongs to the cluster and advances the usage meter.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	now := r.now()
+	if wait := r.throttle(req.NamespacedName, now); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	cl := &ecsv1alpha1.Cluster{}
 	if err := r.Get(ctx, req.NamespacedName, cl); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -65,12 +79,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	tasks := &ecsv1alpha1.TaskList{}
 	services := &ecsv1alpha1.ServiceList{}
 	for _, l := range []client.ObjectList{instances, tasks, services} {
-		if err := r.List(ctx, l, client.InNamespace(cl.Namespace)); err != nil {
+		// Counting only reads: skip the cache's copy of every object.
+		if err := r.List(ctx, l, client.InNamespace(cl.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
 	before := cl.DeepCopy()
-	now := r.now()
 	st := &cl.Status
 	// The connected count in status held since lastMeteredAt: every change reconciles.
 	if st.LastMeteredAt == nil {
@@ -141,6 +155,28 @@ func setConnectedCondition(cl *ecsv1alpha1.Cluster) {
 		c.Message = fmt.Sprintf("all %d container instances are connected", st.RegisteredContainerInstancesCount)
 	}
 	meta.SetStatusCondition(&st.Conditions, c)
+}
+
+// throttle says how long to wait before counting the cluster again, and records the count when it
+// may go ahead now.
+func (r *Reconciler) throttle(key types.NamespacedName, now time.Time) time.Duration {
+	interval := r.MinInterval
+	if interval == 0 {
+		interval = MinInterval
+	}
+	if interval < 0 {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.counted == nil {
+		r.counted = map[types.NamespacedName]time.Time{}
+	}
+	if last, ok := r.counted[key]; ok && now.Sub(last) < interval && now.After(last) {
+		return interval - now.Sub(last)
+	}
+	r.counted[key] = now
+	return 0
 }
 
 func (r *Reconciler) now() time.Time {

@@ -32,7 +32,7 @@ func TestCountsAndConnectedInstanceSeconds(t *testing.T) {
 	}))
 
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	r := &cluster.Reconciler{Client: c, Now: func() time.Time { return now }}
+	r := &cluster.Reconciler{Client: c, Now: func() time.Time { return now }, MinInterval: -1}
 	req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: "stores"}}
 	get := func() *ecsv1alpha1.Cluster {
 		cl := &ecsv1alpha1.Cluster{}

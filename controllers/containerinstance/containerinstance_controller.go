@@ -31,7 +31,9 @@ const DefaultGracePeriod = 10 * time.Second
 // Reconciler keeps ContainerInstance.status.agentConnected in step with the instance's Lease.
 type Reconciler struct {
 	client.Client
-	Recorder record.EventRecorder
+	// APIReader reads from the API server, bypassing the cache.
+	APIReader client.Reader
+	Recorder  record.EventRecorder
 	// GracePeriod is DefaultGracePeriod when zero.
 	GracePeriod time.Duration
 	// Now returns the current time; time.Now when nil.
@@ -40,7 +42,7 @@ type Reconciler struct {
 
 // Setup adds the reconciler to mgr.
 func Setup(mgr ctrl.Manager) error {
-	return (&Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("containerinstance-controller")}).SetupWithManager(mgr)
+	return (&Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorderFor("containerinstance-controller")}).SetupWithManager(mgr)
 }
 
 // SetupWithManager registers the reconciler; a Lease maps to the instance of the same name.
@@ -127,9 +129,20 @@ func (r *Reconciler) deleteOrphanLease(ctx context.Context, key types.Namespaced
 		return client.IgnoreNotFound(err)
 	}
 	for _, ref := range lease.OwnerReferences {
-		if ref.Kind == "ContainerInstance" && ref.Name == key.Name && ref.APIVersion == ecsv1alpha1.GroupVersion.String() {
-			return client.IgnoreNotFound(r.Delete(ctx, lease, client.Preconditions{UID: &lease.UID}))
+		if ref.Kind != "ContainerInstance" || ref.Name != key.Name || ref.APIVersion != ecsv1alpha1.GroupVersion.String() {
+			continue
 		}
+		// The cache may not have seen an instance registered a moment ago: only a live read that
+		// finds no instance with the owner's UID makes the Lease an orphan.
+		ci := &ecsv1alpha1.ContainerInstance{}
+		err := r.APIReader.Get(ctx, key, ci)
+		if err == nil && ci.UID == ref.UID {
+			return nil
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		return client.IgnoreNotFound(r.Delete(ctx, lease, client.Preconditions{UID: &lease.UID}))
 	}
 	return nil
 }

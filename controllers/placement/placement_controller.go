@@ -94,21 +94,36 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if len(waiting) == 0 {
 		return ctrl.Result{}, nil
 	}
+	// Decide every placement in memory first, each seeing the ones before it; then bind them with
+	// concurrent writes, since each bind is one round trip to the API server.
 	var errs []error
+	var binds []binding
 	unplaced := 0
 	for _, task := range waiting {
-		placed, err := r.placeOne(ctx, task, cands)
+		b, err := r.decide(ctx, task, cands)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		if !placed {
+		if b == nil {
 			unplaced++
+			continue
 		}
+		binds = append(binds, *b)
 	}
+	errs = append(errs, r.bindAll(ctx, binds)...)
 	if unplaced > 0 && len(errs) == 0 {
 		return ctrl.Result{RequeueAfter: unplaceableRetry}, nil
 	}
 	return ctrl.Result{}, kerrors.NewAggregate(errs)
+}
+
+// bindWorkers is how many binds of one pass are written at once.
+const bindWorkers = 16
+
+// binding is a placement decided in memory and not yet written.
+type binding struct {
+	task     *ecsv1alpha1.Task
+	instance string
 }
 
 // snapshot builds the candidates of a cluster from its instances and the tasks bound to them
@@ -162,6 +177,10 @@ func (r *Reconciler) snapshot(namespace, cluster string, instances []ecsv1alpha1
 		}
 	}
 	for uid, a := range r.assumed {
+		if !seen[uid] && time.Since(a.at) > assumeTTL {
+			delete(r.assumed, uid) // deleted before the cache ever showed it bound
+			continue
+		}
 		if !seen[uid] && a.task.Namespace == namespace && a.task.Spec.Cluster == cluster {
 			// Bound a moment ago and not in the cache at all yet: still holds its resources.
 			if c := cands.get(a.instance); c != nil {
@@ -198,31 +217,62 @@ func holdsResources(t *ecsv1alpha1.Task) bool {
 	return t.Status.LastStatus != ecsv1alpha1.TaskStateStopped && t.DeletionTimestamp.IsZero()
 }
 
-// placeOne places one task and binds it; it reports whether the task was bound.
-func (r *Reconciler) placeOne(ctx context.Context, task *ecsv1alpha1.Task, cands *candidates) (bool, error) {
+// decide places one task in memory, reserving its resources on the chosen candidate; nil means
+// the task cannot be placed now, and why has been recorded.
+func (r *Reconciler) decide(ctx context.Context, task *ecsv1alpha1.Task, cands *candidates) (*binding, error) {
 	req, err := placement.RequestFor(task)
 	if err != nil {
-		return false, r.unplaceable(ctx, task, err.Error())
+		return nil, r.unplaceable(ctx, task, err.Error())
 	}
 	r.mu.Lock()
 	id, err := placement.Place(req, cands.list, r.rnd)
 	r.mu.Unlock()
 	var up *placement.Unplaceable
 	if errors.As(err, &up) {
-		return false, r.unplaceable(ctx, task, up.Error())
+		return nil, r.unplaceable(ctx, task, up.Error())
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
+	placement.Assign(cands.get(id), req)
+	return &binding{task: task, instance: id}, nil
+}
+
+// bindAll writes the bindings, bindWorkers at a time.
+func (r *Reconciler) bindAll(ctx context.Context, binds []binding) []error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, bindWorkers)
+	)
+	for i := range binds {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(b binding) {
+			defer func() { <-sem; wg.Done() }()
+			if err := r.bind(ctx, b); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}(binds[i])
+	}
+	wg.Wait()
+	return errs
+}
+
+// bind writes one binding, conditional on the resourceVersion the decision was made on.
+func (r *Reconciler) bind(ctx context.Context, b binding) error {
+	task, id := b.task, b.instance
 	before := task.DeepCopy()
 	task.Spec.ContainerInstance = id
 	if err := r.Patch(ctx, task, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			return false, nil // changed or gone since this pass looked; the next pass sees it afresh
+			return nil // changed or gone since this pass looked; the next pass sees it afresh
 		}
-		return false, fmt.Errorf("binding task %s to %s: %w", task.Name, id, err)
+		return fmt.Errorf("binding task %s to %s: %w", task.Name, id, err)
 	}
-	placement.Assign(cands.get(id), req)
 	r.mu.Lock()
 	r.assumed[task.UID] = assumedBinding{instance: id, task: task, at: time.Now()}
 	r.mu.Unlock()
@@ -235,10 +285,10 @@ func (r *Reconciler) placeOne(ctx context.Context, task *ecsv1alpha1.Task, cands
 			Message: "placed on container instance " + id, ObservedGeneration: task.Generation,
 		})
 		if err := r.Status().Patch(ctx, task, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
-			return true, fmt.Errorf("recording placement of task %s: %w", task.Name, err)
+			return fmt.Errorf("recording placement of task %s: %w", task.Name, err)
 		}
 	}
-	return true, nil
+	return nil
 }
 
 // unplaceable records why a task could not be placed, on the task and its service.

@@ -232,9 +232,11 @@ func (s *Server) admit(ctx context.Context, act *ecsv1alpha1.Activation, req *wi
 	}
 	// The agent reports the rest of the status; when and as what the host registered is known only here.
 	now := metav1.NewTime(s.now())
+	before := ci.DeepCopy()
 	ci.Status.RegisteredAt = &now
 	ci.Status.Hostname = req.Hostname
-	if err := s.client.Status().Update(ctx, ci); err != nil {
+	// A merge patch of just these fields: the containerinstance controller writes the same status.
+	if err := s.client.Status().Patch(ctx, ci, client.MergeFrom(before)); err != nil {
 		klog.FromContext(ctx).Error(err, "Recording the registration time on the container instance", "containerInstance", klog.KObj(ci))
 	}
 	return &wire.RegisterResponse{
