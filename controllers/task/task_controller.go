@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
 	"github.com/drover-dev/drover/internal/revisions"
@@ -47,7 +48,10 @@ func Setup(mgr ctrl.Manager) error {
 
 // SetupWithManager registers the reconciler.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).For(&ecsv1alpha1.Task{}).Named("task").Complete(r)
+	// Tasks are independent of each other, and each pass is one round trip: several at once keep
+	// resolution from becoming the bottleneck of placement.
+	return ctrl.NewControllerManagedBy(mgr).For(&ecsv1alpha1.Task{}).Named("task").
+		WithOptions(controller.Options{MaxConcurrentReconciles: 8}).Complete(r)
 }
 
 // Reconcile makes at most one write: resolve the spec, stop the task, or delete it.

@@ -360,11 +360,13 @@ func (e *placementEnv) unplaceablePort(t *testing.T) {
 	p2 := &ecsv1alpha1.ContainerInstance{ObjectMeta: metav1.ObjectMeta{Name: "p2", Namespace: ns},
 		Spec: ecsv1alpha1.ContainerInstanceSpec{Cluster: clusterIn(ns)}}
 	require.NoError(t, e.c.Create(t.Context(), p2))
+	before := p2.DeepCopy()
 	now := metav1.Now()
 	res := &ecsv1alpha1.InstanceResources{CPU: 8192, Memory: 8192, Ports: []int32{22, 8080}}
 	p2.Status = ecsv1alpha1.ContainerInstanceStatus{AgentConnected: true, AgentVersion: "0.1.0", RegisteredAt: &now,
 		RegisteredResources: res, RemainingResources: res.DeepCopy()}
-	require.NoError(t, e.c.Status().Update(t.Context(), p2))
+	// A merge patch: the containerinstance controller writes this status too.
+	require.NoError(t, e.c.Status().Patch(t.Context(), p2, client.MergeFrom(before)))
 
 	e.createService(t, ns, "api", 2, nil, nil)
 	tasks := e.requireUnplaceable(t, ns, "api", 1, 1,
