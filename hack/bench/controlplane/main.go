@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -15,6 +14,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/drover-dev/drover/hack/bench/internal/procinfo"
 	"io"
 	"io/fs"
 	"math"
@@ -23,7 +23,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -106,8 +105,8 @@ type report struct {
 	fresh         []startup
 	existing      []startup
 	loaded        startup
-	idleRSS       rss
-	loadRSS       rss
+	idleRSS       procinfo.RSS
+	loadRSS       procinfo.RSS
 	stopFresh     []time.Duration
 	create        createResult
 	createCPU     [2]float64 // cores used by droverd and by this process while creating
@@ -133,7 +132,7 @@ func run(f flags) error {
 			return err
 		}
 	}
-	r := &report{machine: machine(), loadBefore: loadavg(), command: commandLine()}
+	r := &report{machine: procinfo.Machine(), loadBefore: procinfo.LoadAvg(), command: commandLine()}
 	logf("machine: %s", strings.Join(r.machine, "; "))
 
 	var d *droverd
@@ -147,7 +146,7 @@ func run(f flags) error {
 			defer os.RemoveAll(dir)
 			defer os.Remove(dir + ".log")
 		}
-		ports, err := freePorts(3)
+		ports, err := procinfo.FreePorts(3)
 		if err != nil {
 			return err
 		}
@@ -179,7 +178,7 @@ func run(f flags) error {
 	// The last droverd keeps running on its existing data dir.
 	logf("idling %s", f.idle)
 	time.Sleep(f.idle)
-	if r.idleRSS, err = readRSS(d.cmd.Process.Pid); err != nil {
+	if r.idleRSS, err = procinfo.ReadRSS(d.cmd.Process.Pid); err != nil {
 		return err
 	}
 	logf("idle RSS %s", r.idleRSS)
@@ -261,7 +260,7 @@ func run(f flags) error {
 	prof.wait()
 	prof.heap(ctx)
 
-	if r.loadRSS, err = readRSS(d.cmd.Process.Pid); err != nil {
+	if r.loadRSS, err = procinfo.ReadRSS(d.cmd.Process.Pid); err != nil {
 		return err
 	}
 	logf("RSS after load %s", r.loadRSS)
@@ -278,7 +277,7 @@ func run(f flags) error {
 	if _, err := d.stop(60 * time.Second); err != nil {
 		return err
 	}
-	r.loadAfter = loadavg()
+	r.loadAfter = procinfo.LoadAvg()
 	r.profiles = prof.saved
 
 	out := r.markdown(f)
@@ -565,135 +564,20 @@ type cpuSample struct {
 
 func startCPU(pid int) cpuSample {
 	s := cpuSample{pid: pid, at: time.Now()}
-	s.server, s.serverOK = cpuTime(pid)
-	s.client, _ = cpuTime(os.Getpid())
+	s.server, s.serverOK = procinfo.CPUTime(pid)
+	s.client, _ = procinfo.CPUTime(os.Getpid())
 	return s
 }
 
 // cores returns the average number of cores droverd and this process used since the sample.
 func (s cpuSample) cores() [2]float64 {
 	wall := time.Since(s.at).Seconds()
-	server, ok := cpuTime(s.pid)
-	client, _ := cpuTime(os.Getpid())
+	server, ok := procinfo.CPUTime(s.pid)
+	client, _ := procinfo.CPUTime(os.Getpid())
 	if !ok || !s.serverOK || wall <= 0 {
 		return [2]float64{}
 	}
 	return [2]float64{(server - s.server).Seconds() / wall, (client - s.client).Seconds() / wall}
-}
-
-// cpuTime reads a process's user and system time from /proc/<pid>/stat (in USER_HZ, 100 a second on Linux).
-func cpuTime(pid int) (time.Duration, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	// The command name may contain spaces; the fields after it are space separated.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, false
-	}
-	fields := strings.Fields(string(b[i+1:]))
-	if len(fields) < 13 { // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name
-		return 0, false
-	}
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, true
-}
-
-type rss struct{ rssKB, hwmKB int }
-
-func (r rss) String() string { return fmt.Sprintf("%s (peak %s)", mib(r.rssKB), mib(r.hwmKB)) }
-
-// readRSS reads VmRSS and VmHWM of a process from /proc.
-func readRSS(pid int) (rss, error) {
-	var r rss
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return r, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-		switch k {
-		case "VmRSS":
-			r.rssKB = kb
-		case "VmHWM":
-			r.hwmKB = kb
-		}
-	}
-	if r.rssKB == 0 {
-		return r, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-	}
-	return r, nil
-}
-
-func mib(kb int) string { return fmt.Sprintf("%.0f MiB", float64(kb)/1024) }
-
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("finding a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-func machine() []string {
-	var m []string
-	model := "unknown CPU"
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	m = append(m, fmt.Sprintf("%d CPUs (%s)", runtime.NumCPU(), model))
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-				m = append(m, fmt.Sprintf("%.1f GiB memory", float64(kb)/(1<<20)))
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m = append(m, "Linux "+strings.TrimSpace(string(b)))
-	}
-	m = append(m, runtime.Version())
-	return m
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func commandLine() string {

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/drover-dev/drover/hack/bench/internal/procinfo"
 	"io"
 	"math"
 	mathrand "math/rand/v2"
@@ -142,12 +143,12 @@ type report struct {
 	fill     regResult // further registrations up to --instances
 	baseCPU  [2]float64
 	baseEtcd etcdDelta
-	rssIdle  rss // droverd after registering, before the heartbeats
+	rssIdle  procinfo.RSS // droverd after registering, before the heartbeats
 
 	hb         hbResult
 	hbCPU      [2]float64
 	hbEtcd     etcdDelta
-	rssHB      rss // droverd at the end of the heartbeat window
+	rssHB      procinfo.RSS // droverd at the end of the heartbeat window
 	connected  int
 	registered int
 	clientMem  clientMem
@@ -172,7 +173,7 @@ func run(f flags) error {
 			return err
 		}
 	}
-	r := &report{machine: machine(), command: commandLine(), loadBefore: loadavg()}
+	r := &report{machine: procinfo.Machine(), command: commandLine(), loadBefore: procinfo.LoadAvg()}
 	logf("machine: %s; load average %s", strings.Join(r.machine, "; "), r.loadBefore)
 
 	dir, err := os.MkdirTemp("", "drover-bench-hosts-")
@@ -185,7 +186,7 @@ func run(f flags) error {
 	} else {
 		logf("data dir %s, droverd log %s.log", dir, dir)
 	}
-	ports, err := freePorts(3)
+	ports, err := procinfo.FreePorts(3)
 	if err != nil {
 		return err
 	}
@@ -272,7 +273,7 @@ func run(f flags) error {
 		e1, _ := etcd.read()
 		r.baseEtcd = e1.sub(e0, f.baseline)
 	}
-	if r.rssIdle, err = readRSS(d.pid()); err != nil {
+	if r.rssIdle, err = procinfo.ReadRSS(d.pid()); err != nil {
 		return err
 	}
 
@@ -285,7 +286,7 @@ func run(f flags) error {
 	if _, err := d.stop(60 * time.Second); err != nil {
 		return err
 	}
-	r.loadAfter = loadavg()
+	r.loadAfter = procinfo.LoadAvg()
 	out := r.markdown(f)
 	fmt.Print(out)
 	if f.out != "" {
@@ -340,7 +341,7 @@ func heartbeats(ctx context.Context, f flags, r *report, d *droverd, etcd *etcdM
 		return fmt.Errorf("reading etcd's metrics: %w", err)
 	}
 	r.hbEtcd = e1.sub(e0, t1.Sub(t0))
-	if r.rssHB, err = readRSS(d.pid()); err != nil {
+	if r.rssHB, err = procinfo.ReadRSS(d.pid()); err != nil {
 		return err
 	}
 	prof.wait()
@@ -791,8 +792,8 @@ func selfMem() memSample {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	r, _ := readRSS(os.Getpid())
-	return memSample{heap: ms.HeapInuse + ms.StackInuse, rss: uint64(r.rssKB) * 1024}
+	r, _ := procinfo.ReadRSS(os.Getpid())
+	return memSample{heap: ms.HeapInuse + ms.StackInuse, rss: uint64(r.RSSKB) * 1024}
 }
 
 func (m memSample) sub(before memSample, n int) clientMem {
@@ -1070,132 +1071,20 @@ type cpuSample struct {
 
 func startCPU(pid int) cpuSample {
 	s := cpuSample{pid: pid, at: time.Now()}
-	s.server, s.ok = cpuTime(pid)
-	s.client, _ = cpuTime(os.Getpid())
+	s.server, s.ok = procinfo.CPUTime(pid)
+	s.client, _ = procinfo.CPUTime(os.Getpid())
 	return s
 }
 
 // cores returns the average number of cores droverd and this process used since the sample.
 func (s cpuSample) cores() [2]float64 {
 	wall := time.Since(s.at).Seconds()
-	server, ok := cpuTime(s.pid)
-	client, _ := cpuTime(os.Getpid())
+	server, ok := procinfo.CPUTime(s.pid)
+	client, _ := procinfo.CPUTime(os.Getpid())
 	if !ok || !s.ok || wall <= 0 {
 		return [2]float64{}
 	}
 	return [2]float64{(server - s.server).Seconds() / wall, (client - s.client).Seconds() / wall}
-}
-
-// cpuTime reads a process's utime+stime from /proc/<pid>/stat (USER_HZ ticks, 100 a second on Linux).
-func cpuTime(pid int) (time.Duration, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	i := bytes.LastIndexByte(b, ')') // the command name may contain spaces
-	if i < 0 {
-		return 0, false
-	}
-	fields := strings.Fields(string(b[i+1:]))
-	if len(fields) < 13 {
-		return 0, false
-	}
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, true
-}
-
-type rss struct{ rssKB, hwmKB int }
-
-func (r rss) String() string { return fmt.Sprintf("%s (peak %s)", mib(r.rssKB), mib(r.hwmKB)) }
-
-// readRSS reads VmRSS and VmHWM of a process from /proc.
-func readRSS(pid int) (rss, error) {
-	var r rss
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return r, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-		switch k {
-		case "VmRSS":
-			r.rssKB = kb
-		case "VmHWM":
-			r.hwmKB = kb
-		}
-	}
-	if r.rssKB == 0 {
-		return r, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-	}
-	return r, nil
-}
-
-func mib(kb int) string { return fmt.Sprintf("%.0f MiB", float64(kb)/1024) }
-
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("finding a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-func machine() []string {
-	model := "unknown CPU"
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	m := []string{fmt.Sprintf("%d CPUs (%s)", runtime.NumCPU(), model)}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-				m = append(m, fmt.Sprintf("%.1f GiB memory", float64(kb)/(1<<20)))
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m = append(m, "Linux "+strings.TrimSpace(string(b)))
-	}
-	return append(m, runtime.Version())
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func commandLine() string {

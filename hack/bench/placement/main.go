@@ -13,20 +13,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/drover-dev/drover/hack/bench/internal/procinfo"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -204,7 +202,7 @@ func run(f flags, strategies []ecsv1alpha1.PlacementStrategy) error {
 		return err
 	}
 	ctx := context.Background()
-	r := &result{machine: machine(), loadBefore: loadavg()}
+	r := &result{machine: machine(), loadBefore: procinfo.LoadAvg()}
 
 	// The task definition's first revision appearing shows the controllers have started.
 	td := &ecsv1alpha1.TaskDefinition{
@@ -258,7 +256,7 @@ func run(f flags, strategies []ecsv1alpha1.PlacementStrategy) error {
 	if f.profileDir != "" {
 		prof.start(ctx, raw, filepath.Join(f.profileDir, "placement.cpu.pprof"), f.profileSecs)
 	}
-	cpu0, _ := cpuTime(d.cmd.Process.Pid)
+	cpu0, _ := procinfo.CPUTime(d.cmd.Process.Pid)
 	logf("creating %d Tasks (%s) with %d workers", f.tasks, map[bool]string{false: "spec.taskDefinition only", true: "pre-resolved"}[f.resolved], f.workers)
 	start := time.Now()
 	w.setStart(start)
@@ -272,7 +270,7 @@ func run(f flags, strategies []ecsv1alpha1.PlacementStrategy) error {
 	if err := w.wait(start.Add(f.timeout)); err != nil {
 		return err
 	}
-	cpu1, _ := cpuTime(d.cmd.Process.Pid)
+	cpu1, _ := procinfo.CPUTime(d.cmd.Process.Pid)
 	metrics1, err := scrape(ctx, raw)
 	if err != nil {
 		return err
@@ -284,7 +282,7 @@ func run(f flags, strategies []ecsv1alpha1.PlacementStrategy) error {
 	r.firstPlaced, r.perSecond, r.latency, r.resolveLat, r.lastResolved = w.summary()
 	logf("all %d Tasks placed %s after the first create", f.tasks, r.total.Round(time.Millisecond))
 	r.profile = prof.wait()
-	r.loadAfter = loadavg()
+	r.loadAfter = procinfo.LoadAvg()
 
 	if r.perInstance, r.overcommitted, err = checkPlacement(ctx, c, f.tasks); err != nil {
 		return err
@@ -308,7 +306,7 @@ type droverd struct {
 }
 
 func startDroverd(bin, dir string, profiling bool, timeout time.Duration) (*droverd, error) {
-	ports, err := freePorts(3)
+	ports, err := procinfo.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -845,98 +843,6 @@ func poll(ctx context.Context, timeout time.Duration, cond func() (bool, error))
 	}
 }
 
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("finding a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-// cpuTime is the user plus system CPU time of a process, from /proc/<pid>/stat (in 1/100 s ticks).
-func cpuTime(pid int) (time.Duration, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	s := string(b)
-	// Fields after the parenthesised command name; utime and stime are the 12th and 13th of them.
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 13 {
-		return 0, false
-	}
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, true
-}
-
-// readRSS returns a process's resident and peak resident memory from /proc/<pid>/status.
-func readRSS(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return "unknown"
-	}
-	var rss, hwm string
-	for line := range strings.SplitSeq(string(b), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-		switch k {
-		case "VmRSS":
-			rss = fmt.Sprintf("%.0f MiB", float64(kb)/1024)
-		case "VmHWM":
-			hwm = fmt.Sprintf("%.0f MiB", float64(kb)/1024)
-		}
-	}
-	return fmt.Sprintf("%s (peak %s)", rss, hwm)
-}
-
-func machine() string {
-	model := "unknown CPU"
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	mem := ""
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for line := range strings.SplitSeq(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-				mem = fmt.Sprintf(", %.1f GiB memory", float64(kb)/(1<<20))
-			}
-		}
-	}
-	return fmt.Sprintf("nproc %d, %s%s, %s", runtime.NumCPU(), model, mem, runtime.Version())
-}
-
-// loadavg is the 1, 5 and 15 minute load averages, to tell whether something else used the machine.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "unknown"
-}
-
 func tailFile(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -1022,3 +928,14 @@ func (r *result) markdown(f flags) string {
 	}
 	return b.String()
 }
+
+// readRSS is a process's resident and peak resident memory, or "unknown".
+func readRSS(pid int) string {
+	r, err := procinfo.ReadRSS(pid)
+	if err != nil {
+		return "unknown"
+	}
+	return r.String()
+}
+
+func machine() string { return strings.Join(procinfo.Machine(), ", ") }
