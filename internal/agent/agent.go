@@ -11,17 +11,19 @@ import (
 	"k8s.io/klog/v2"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/internal/agent/engine"
+	rt "github.com/drover-dev/drover/internal/agent/runtime"
 )
 
 // Agent is a registered host's agent: the components that keep the control plane informed
 // about the host. Each component runs on its own goroutine until the agent stops, and handles
 // its own errors - it logs them and tries again - so that one failing does not stop the others.
 type Agent struct {
-	opts       RunOptions
-	conn       *conn
-	docker     Docker
-	ownsDocker bool
-	components []component
+	opts        RunOptions
+	conn        *conn
+	runtime     rt.Runtime
+	ownsRuntime bool
+	components  []component
 }
 
 // component is a part of the agent that runs until its context ends.
@@ -68,15 +70,13 @@ func New(ctx context.Context, o RunOptions) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{opts: o, conn: c, docker: o.Docker}
-	if a.docker == nil {
-		if a.docker, err = NewDocker(); err != nil {
-			// A bad DOCKER_HOST is reported, not fatal: the agent still heartbeats.
-			klog.FromContext(ctx).Error(err, "Cannot create a Docker Engine client; reporting no Docker version")
-			a.docker = nil
-		} else {
-			a.ownsDocker = true
+	a := &Agent{opts: o, conn: c, runtime: o.Runtime}
+	if a.runtime == nil {
+		d, err := rt.NewDocker()
+		if err != nil {
+			return nil, err
 		}
+		a.runtime, a.ownsRuntime = d, true
 	}
 	h := host{
 		hostname:   o.Hostname,
@@ -85,12 +85,27 @@ func New(ctx context.Context, o RunOptions) (*Agent, error) {
 		resources:  registeredResources(goruntime.NumCPU(), mem, o.ReservedCPU, o.ReservedMemory),
 		attributes: builtinAttributes(goruntime.GOOS, goruntime.GOARCH),
 	}
-	reconnected := make(chan struct{}, 1)
+	statusTrigger, tasksTrigger := make(chan struct{}, 1), make(chan struct{}, 1)
+	eng, err := engine.New(engine.Config{
+		Client: c.client, Namespace: id.Namespace, ContainerInstance: id.ContainerInstance, Cluster: id.Cluster,
+		Runtime: a.runtime, StateDir: o.StateDir,
+		PullBehavior: engine.PullBehavior(o.ImagePullBehavior), DockerConfig: o.DockerConfig, PullTimeout: o.ImagePullTimeout,
+		DefaultStopTimeout: o.StopTimeout, CleanupDelay: o.TaskCleanupDelay,
+		ImageGCInterval: o.ImageCleanupInterval, ImageMinAge: o.ImageMinimumAge,
+		RequestTimeout: o.RequestTimeout, Reconnected: tasksTrigger,
+	})
+	if err != nil {
+		if a.ownsRuntime {
+			_ = a.runtime.Close()
+		}
+		return nil, err
+	}
 	a.components = []component{
-		&heartbeat{conn: c, interval: o.HeartbeatInterval, timeout: o.RequestTimeout, reconnected: reconnected},
-		&statusReporter{conn: c, host: h, docker: a.docker, version: o.Version,
-			interval: o.StatusInterval, timeout: o.RequestTimeout, trigger: reconnected},
+		&heartbeat{conn: c, interval: o.HeartbeatInterval, timeout: o.RequestTimeout, reconnected: []chan<- struct{}{statusTrigger, tasksTrigger}},
+		&statusReporter{conn: c, host: h, docker: a.runtime, version: o.Version,
+			interval: o.StatusInterval, timeout: o.RequestTimeout, trigger: statusTrigger},
 		&certRotator{conn: c, dir: dir, interval: o.CertCheckInterval, timeout: o.RequestTimeout},
+		engineComponent{eng},
 	}
 	return a, nil
 }
@@ -106,12 +121,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	a.conn.close()
-	if a.ownsDocker {
-		_ = a.docker.Close()
+	if a.ownsRuntime {
+		_ = a.runtime.Close()
 	}
 	log.Info("drover-agent stopped")
 	return nil
 }
+
+// engineComponent runs the task engine as one of the agent's components.
+type engineComponent struct{ e *engine.Engine }
+
+func (engineComponent) name() string              { return "tasks" }
+func (c engineComponent) run(ctx context.Context) { c.e.Run(ctx) }
 
 // backoff is a delay that doubles, with jitter, from min up to max.
 type backoff struct {

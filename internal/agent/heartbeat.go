@@ -23,7 +23,7 @@ type heartbeat struct {
 	timeout  time.Duration
 	// reconnected is signalled when a renewal succeeds after the Lease may have expired, so the
 	// instance's status is reported again at once.
-	reconnected chan<- struct{}
+	reconnected []chan<- struct{}
 }
 
 func (h *heartbeat) name() string { return "heartbeat" }
@@ -55,9 +55,11 @@ func (h *heartbeat) run(ctx context.Context) {
 				log.Info("Heartbeat Lease renewed again", "failures", failures)
 			}
 			if !lastRenewed.IsZero() && now.Sub(lastRenewed) > h.leaseDuration() {
-				select {
-				case h.reconnected <- struct{}{}:
-				default:
+				for _, c := range h.reconnected {
+					select {
+					case c <- struct{}{}:
+					default:
+					}
 				}
 			}
 			lastRenewed, failures = now, 0

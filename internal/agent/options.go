@@ -6,12 +6,15 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/drover-dev/drover/internal/agent/engine"
+	rt "github.com/drover-dev/drover/internal/agent/runtime"
 	"github.com/drover-dev/drover/internal/version"
 )
 
@@ -160,8 +163,24 @@ type RunOptions struct {
 
 	// MeminfoPath is read for the host's memory; /proc/meminfo by default.
 	MeminfoPath string
-	// Docker is the Docker Engine; when nil, one is reached through DOCKER_HOST or its default socket.
-	Docker Docker
+	// Runtime runs the containers; when nil, the Docker Engine at DOCKER_HOST or its default
+	// socket.
+	Runtime rt.Runtime
+
+	// ImagePullBehavior is when images are pulled: default, always, once or prefer-cached.
+	ImagePullBehavior string
+	// DockerConfig is a Docker config.json whose "auths" hold registry credentials.
+	DockerConfig string
+	// ImagePullTimeout bounds one image pull.
+	ImagePullTimeout time.Duration
+	// StopTimeout is the time between SIGTERM and SIGKILL for containers without stopTimeout.
+	StopTimeout time.Duration
+	// TaskCleanupDelay is how long a stopped task's containers are kept, for their logs.
+	TaskCleanupDelay time.Duration
+	// ImageCleanupInterval is how often unused images the agent pulled are removed; 0 never.
+	ImageCleanupInterval time.Duration
+	// ImageMinimumAge is how long an image the agent pulled stays unused before removal.
+	ImageMinimumAge time.Duration
 	// Version is the agent version reported; version.Version by default.
 	Version string
 }
@@ -177,6 +196,13 @@ func NewRunOptions() *RunOptions {
 		ReservedMemory:    256,
 		MeminfoPath:       "/proc/meminfo",
 		Version:           version.Version,
+
+		ImagePullBehavior:    string(engine.PullDefault),
+		ImagePullTimeout:     10 * time.Minute,
+		StopTimeout:          30 * time.Second,
+		TaskCleanupDelay:     time.Hour,
+		ImageCleanupInterval: time.Hour,
+		ImageMinimumAge:      time.Hour,
 	}
 }
 
@@ -190,6 +216,13 @@ func (o *RunOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout, "Timeout of each request to the control plane.")
 	fs.Int32Var(&o.ReservedCPU, "reserved-cpu", o.ReservedCPU, "CPU units (1024 per vCPU) kept from tasks.")
 	fs.Int32Var(&o.ReservedMemory, "reserved-memory", o.ReservedMemory, "Memory in MiB kept from tasks, for the host and the agent.")
+	fs.StringVar(&o.ImagePullBehavior, "image-pull-behavior", o.ImagePullBehavior, "When to pull images: default (pull, use the cached image if the pull fails), always (pull, fail if it fails), once (pull only images this agent has not pulled before), prefer-cached (pull only images not on the host).")
+	fs.StringVar(&o.DockerConfig, "docker-config", o.DockerConfig, "Docker config.json whose \"auths\" give registry credentials for pulls (for example /root/.docker/config.json). Credential helpers are not used.")
+	fs.DurationVar(&o.ImagePullTimeout, "image-pull-timeout", o.ImagePullTimeout, "Time one image pull may take before the task fails.")
+	fs.DurationVar(&o.StopTimeout, "stop-timeout", o.StopTimeout, "Time between SIGTERM and SIGKILL when a container without stopTimeout stops.")
+	fs.DurationVar(&o.TaskCleanupDelay, "task-cleanup-delay", o.TaskCleanupDelay, "How long a stopped task's containers are kept, with their logs, before they are removed.")
+	fs.DurationVar(&o.ImageCleanupInterval, "image-cleanup-interval", o.ImageCleanupInterval, "How often unused images that the agent pulled are removed; 0 never removes them. Images the agent did not pull are never removed.")
+	fs.DurationVar(&o.ImageMinimumAge, "image-minimum-age", o.ImageMinimumAge, "How long an image the agent pulled must be unused before it is removed.")
 }
 
 // Complete fills in defaults left empty.
@@ -216,6 +249,15 @@ func (o *RunOptions) Complete() error {
 	if o.Version == "" {
 		o.Version = d.Version
 	}
+	if o.ImagePullBehavior == "" {
+		o.ImagePullBehavior = d.ImagePullBehavior
+	}
+	for _, f := range []struct{ v, d *time.Duration }{{&o.ImagePullTimeout, &d.ImagePullTimeout}, {&o.StopTimeout, &d.StopTimeout},
+		{&o.TaskCleanupDelay, &d.TaskCleanupDelay}, {&o.ImageMinimumAge, &d.ImageMinimumAge}} {
+		if *f.v <= 0 {
+			*f.v = *f.d
+		}
+	}
 	if o.Hostname == "" {
 		h, err := os.Hostname()
 		if err != nil {
@@ -240,6 +282,18 @@ func (o *RunOptions) Validate() error {
 	}
 	if len(o.Hostname) > 253 {
 		errs = append(errs, errors.New("--hostname must be at most 253 characters"))
+	}
+	if !slices.Contains(engine.PullBehaviors, engine.PullBehavior(o.ImagePullBehavior)) {
+		errs = append(errs, fmt.Errorf("--image-pull-behavior %q must be one of default, always, once, prefer-cached", o.ImagePullBehavior))
+	}
+	if o.ImageCleanupInterval < 0 {
+		errs = append(errs, errors.New("--image-cleanup-interval must not be negative (0 disables image cleanup)"))
+	}
+	if !slices.Contains(engine.PullBehaviors, engine.PullBehavior(o.ImagePullBehavior)) {
+		errs = append(errs, fmt.Errorf("--image-pull-behavior %q must be one of default, always, once, prefer-cached", o.ImagePullBehavior))
+	}
+	if o.ImageCleanupInterval < 0 {
+		errs = append(errs, errors.New("--image-cleanup-interval must not be negative (0 disables image cleanup)"))
 	}
 	return errors.Join(errs...)
 }

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	rt "github.com/drover-dev/drover/internal/agent/runtime"
 )
 
 // dockerTimeout bounds asking the Docker Engine its version.
@@ -22,7 +23,7 @@ const dockerTimeout = 5 * time.Second
 type statusReporter struct {
 	conn     *conn
 	host     host
-	docker   Docker
+	docker   rt.Runtime
 	version  string
 	interval time.Duration
 	timeout  time.Duration
