@@ -145,6 +145,118 @@ func TestTestImageServesHTTP(t *testing.T) {
 	}
 }
 
+func TestRegistryPushPullWithCredentials(t *testing.T) {
+	reg := framework.StartRegistry(t, framework.RegistryOptions{Username: "drover", Password: "s3cret"})
+	c := framework.DockerClient(t)
+	ref := reg.Push(t, framework.TestImage(t), "team/testapp:v1")
+	if want := reg.Host + "/team/testapp:v1"; ref != want {
+		t.Fatalf("Push returned %q, want %q", ref, want)
+	}
+	if n := reg.Pulls(); n != 0 {
+		t.Errorf("Pulls after a push = %d, want 0", n)
+	}
+	assertNoImage(t, c, ref)
+
+	// The registry asks for Basic credentials the way the engine expects.
+	resp, err := http.Get("http://" + reg.Host + "/v2/")
+	if err != nil {
+		t.Fatalf("GET /v2/: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Basic realm="drover-test"` {
+		t.Errorf("GET /v2/ without credentials = %s, WWW-Authenticate %q", resp.Status, resp.Header.Get("WWW-Authenticate"))
+	}
+
+	wrong := (&framework.Registry{Host: reg.Host, Username: reg.Username, Password: "wrong"}).RegistryAuth()
+	for name, auth := range map[string]string{"no credentials": "", "a wrong password": wrong} {
+		err := pull(t, c, ref, auth)
+		if err == nil {
+			t.Fatalf("pull with %s succeeded", name)
+		}
+		if !strings.Contains(strings.ToLower(err.Error()), "auth") {
+			t.Errorf("pull with %s failed for another reason than credentials: %v", name, err)
+		}
+		t.Logf("pull with %s: %v", name, err)
+		assertNoImage(t, c, ref)
+	}
+	if n := reg.Pulls(); n != 0 {
+		t.Errorf("Pulls after refused pulls = %d, want 0", n)
+	}
+
+	t.Cleanup(func() { removeImage(t, c, ref) })
+	if err := pull(t, c, ref, reg.RegistryAuth()); err != nil {
+		t.Fatalf("pull with credentials: %v", err)
+	}
+	if n := reg.Pulls(); n < 1 {
+		t.Errorf("Pulls after a pull = %d, want at least 1", n)
+	}
+	assertSameImage(t, c, ref, framework.TestImage(t))
+}
+
+func TestRegistryWithoutCredentialsCountsPulls(t *testing.T) {
+	reg := framework.StartRegistry(t, framework.RegistryOptions{})
+	c := framework.DockerClient(t)
+	ref := reg.Push(t, framework.TestImage(t), "testapp:latest")
+	t.Cleanup(func() { removeImage(t, c, ref) })
+	for i := 1; i <= 2; i++ {
+		before := reg.Pulls()
+		if err := pull(t, c, ref, ""); err != nil {
+			t.Fatalf("pull %d: %v", i, err)
+		}
+		// A pull of an image the engine already has still resolves the tag in the registry.
+		if after := reg.Pulls(); after <= before {
+			t.Errorf("pull %d: Pulls went from %d to %d", i, before, after)
+		}
+	}
+	assertSameImage(t, c, ref, framework.TestImage(t))
+}
+
+// pull pulls ref through the engine and returns the error the engine reports, if any.
+func pull(t *testing.T, c *client.Client, ref, auth string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	resp, err := c.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: auth})
+	if err != nil {
+		return err
+	}
+	return resp.Wait(ctx)
+}
+
+func assertNoImage(t *testing.T, c *client.Client, ref string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := c.ImageInspect(ctx, ref); !cerrdefs.IsNotFound(err) {
+		t.Fatalf("the engine has image %s (inspect error %v); the pull would not reach the registry", ref, err)
+	}
+}
+
+func assertSameImage(t *testing.T, c *client.Client, a, b string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	ia, err := c.ImageInspect(ctx, a)
+	if err != nil {
+		t.Fatalf("inspecting %s: %v", a, err)
+	}
+	ib, err := c.ImageInspect(ctx, b)
+	if err != nil {
+		t.Fatalf("inspecting %s: %v", b, err)
+	}
+	if ia.ID != ib.ID {
+		t.Errorf("%s is image %s, %s is %s; want the same", a, ia.ID, b, ib.ID)
+	}
+}
+
+func removeImage(t *testing.T, c *client.Client, ref string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.ImageRemove(ctx, ref, client.ImageRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		t.Errorf("removing image %s: %v", ref, err)
+	}
+}
+
 func removeContainer(t *testing.T, c *client.Client, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
