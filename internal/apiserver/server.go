@@ -171,6 +171,10 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 		return nil, err
 	}
 	serverConfig.EffectiveVersion = version.WithDroverInfo(serverConfig.EffectiveVersion)
+	// On SIGTERM, drain the requests in flight, answer new ones with 429 and Retry-After, and then
+	// close within 2 s. Without this, every open watch (each agent keeps one) holds the shutdown
+	// for the whole request timeout.
+	serverConfig.ShutdownSendRetryAfter = true
 	clientCA, err := dynamiccertificates.NewStaticCAContent("drover-client-ca", c.ca.CertPEM)
 	if err != nil {
 		return nil, err

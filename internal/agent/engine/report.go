@@ -110,13 +110,11 @@ func (e *Engine) report(ctx context.Context, uid string) error {
 		e.markGone(uid)
 		e.queue.Add(uid)
 		return nil
-	case apierrors.IsInvalid(err) || apierrors.IsForbidden(err):
-		// The control plane refuses this status for good (the task was marked STOPPED there, or
-		// was re-bound): the task is stopped here and its record forgotten after cleanup.
-		klog.FromContext(ctx).Info("The control plane refused the task's status; stopping it here", "task", taskKey(&rec.Task), "err", err)
-		e.markGone(uid)
-		e.queue.Add(uid)
-		return nil
+	case apierrors.IsForbidden(err):
+		// Never a reason to stop anything: a control plane that has just started refuses
+		// instance identities until it can check them, and a deregistered instance's tasks keep
+		// running until the host's operator stops the agent. The report is retried.
+		return fmt.Errorf("reporting status of task %s: %w", taskKey(&rec.Task), err)
 	case err != nil:
 		return fmt.Errorf("reporting status of task %s: %w", taskKey(&rec.Task), err)
 	}
