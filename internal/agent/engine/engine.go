@@ -15,7 +15,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,6 +97,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Workers is how many tasks are worked on at once.
 	Workers int
+	// BootTime is when the host booted; containers that stopped before it were stopped by the
+	// host going down, and are started again. Zero reads it from /proc/uptime.
+	BootTime time.Time
 	// Reconnected receives a value when the control plane is reachable again after an outage;
 	// pending reports are then sent at once. May be nil.
 	Reconnected <-chan struct{}
@@ -124,6 +130,26 @@ func (c *Config) complete() {
 	if c.Workers <= 0 {
 		c.Workers = 4
 	}
+	if c.BootTime.IsZero() {
+		c.BootTime = hostBootTime()
+	}
+}
+
+// hostBootTime is now minus the host's uptime, or the zero time when /proc/uptime cannot be read.
+func hostBootTime() time.Time {
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return time.Time{}
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return time.Time{}
+	}
+	up, err := strconv.ParseFloat(fields[0], 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Now().Add(-time.Duration(up * float64(time.Second)))
 }
 
 // Engine runs the tasks of one container instance.

@@ -190,3 +190,14 @@ func TestStoreSurvivesReopen(t *testing.T) {
 	assert.Equal(t, "abc", got.Containers["app"].ID)
 	assert.EqualValues(t, 2, got.Containers["app"].RestartCount)
 }
+
+func TestContainersStoppedByARebootRunAgain(t *testing.T) {
+	boot := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	assert.True(t, stoppedByReboot(rt.Container{State: rt.StateExited, FinishedAt: boot.Add(-time.Second)}, boot))
+	assert.False(t, stoppedByReboot(rt.Container{State: rt.StateExited, FinishedAt: boot.Add(time.Second)}, boot), "exited since the boot: a crash")
+	assert.False(t, stoppedByReboot(rt.Container{State: rt.StateExited}, boot), "never ran")
+	assert.False(t, stoppedByReboot(rt.Container{State: rt.StateExited, FinishedAt: boot}, time.Time{}), "boot time unknown")
+	up := hostBootTime()
+	require.False(t, up.IsZero(), "/proc/uptime gives the boot time")
+	assert.True(t, up.Before(time.Now()))
+}

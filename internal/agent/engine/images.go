@@ -93,6 +93,10 @@ func (a *registryAuths) forImage(ref string) *rt.RegistryAuth {
 	return nil
 }
 
+// sharedPullWindow is how recent a pull of the same image must be for a task to use it instead
+// of pulling again.
+const sharedPullWindow = 30 * time.Second
+
 // ensureImage makes ref available locally according to the pull behaviour and returns the
 // digest of the image pulled ("" when the cached image is used).
 func (e *Engine) ensureImage(ctx context.Context, ref string) (string, error) {
@@ -113,6 +117,10 @@ func (e *Engine) ensureImage(ctx context.Context, ref string) (string, error) {
 		return err == nil
 	}
 	rec, _ := e.store.image(ref)
+	// A pull that another task finished while this one waited for the lock is shared.
+	if rec != nil && time.Since(rec.PulledAt) < sharedPullWindow && e.cfg.PullBehavior != PullAlways && cached() {
+		return rec.Digest, nil
+	}
 	switch e.cfg.PullBehavior {
 	case PullPreferCached:
 		if cached() {
@@ -138,7 +146,7 @@ func (e *Engine) ensureImage(ctx context.Context, ref string) (string, error) {
 		}
 		return "", fmt.Errorf("pulling %s: %w", ref, err)
 	}
-	e.touchImage(ref, rec, true)
+	e.touchImage(ref, &imageRecord{Digest: digest}, true)
 	return digest, nil
 }
 
@@ -147,7 +155,7 @@ func (e *Engine) touchImage(ref string, rec *imageRecord, pulled bool) {
 	now := time.Now()
 	switch {
 	case pulled:
-		rec = &imageRecord{PulledAt: now, LastUsed: now}
+		rec.PulledAt, rec.LastUsed = now, now
 	case rec != nil:
 		rec.LastUsed = now
 	default:

@@ -58,6 +58,8 @@ type containerRecord struct {
 // imageRecord is the agent's note on an image it pulled, for the pull behaviour "once" and for
 // image garbage collection, which only ever removes images the agent pulled.
 type imageRecord struct {
+	// Digest is the repository digest of the last pull.
+	Digest   string    `json:"digest,omitempty"`
 	PulledAt time.Time `json:"pulledAt"`
 	LastUsed time.Time `json:"lastUsed"`
 }

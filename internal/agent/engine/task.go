@@ -264,6 +264,17 @@ func (e *Engine) runTask(ctx context.Context, rec *taskRecord) time.Duration {
 				obs[c.Name] = o2
 			}
 			waitFor(time.Second)
+		case o.State == rt.StateExited && stoppedByReboot(o, e.cfg.BootTime):
+			// The host went down under the container; it runs again, as before the reboot,
+			// whether or not the control plane can be reached.
+			if err := e.startContainer(ctx, cr.ID); err != nil {
+				e.failTask(ctx, rec, fmt.Sprintf("CannotStartContainerError: container %s after the host restarted: %v", c.Name, err))
+				return 0
+			}
+			klog.FromContext(ctx).Info("Started container again after the host restarted", "container", c.Name)
+			if o2, err := e.inspect(ctx, cr.ID); err == nil {
+				obs[c.Name] = o2
+			}
 		case o.State == rt.StateExited:
 			if restartable(c, cr, o, now) {
 				if err := e.startContainer(ctx, cr.ID); err != nil {
@@ -361,6 +372,11 @@ func dependenciesMet(c *ecsv1alpha1.ContainerDefinition, rec *taskRecord, obs ma
 		}
 	}
 	return true, ""
+}
+
+// stoppedByReboot tells whether a container stopped before the host last booted.
+func stoppedByReboot(o rt.Container, boot time.Time) bool {
+	return !boot.IsZero() && !o.FinishedAt.IsZero() && o.FinishedAt.Before(boot)
 }
 
 // restartable tells whether an exited container is restarted under its restartPolicy.
