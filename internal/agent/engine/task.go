@@ -437,6 +437,17 @@ func (e *Engine) stopTask(ctx context.Context, rec *taskRecord, code ecsv1alpha1
 		klog.FromContext(ctx).Error(err, "Cannot look at the task's containers to stop them")
 		return
 	}
+	for _, o := range obs {
+		if o.State == rt.StateRunning && st.LastStatus.Before(ecsv1alpha1.TaskStateStopping) {
+			// Said before the containers get their stopTimeout, so that the control plane knows
+			// the task is on its way out.
+			st.LastStatus = ecsv1alpha1.TaskStateStopping
+			if err := e.save(rec); err != nil {
+				klog.FromContext(ctx).Error(err, "Saving the task state")
+			}
+			break
+		}
+	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error

@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
+
+	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/test/framework"
+)
+
+// serviceTasks returns the service's tasks.
+func serviceTasks(t *testing.T, c ctrlclient.Client, svc string) []ecsv1alpha1.Task {
+	t.Helper()
+	list := &ecsv1alpha1.TaskList{}
+	require.NoError(t, c.List(t.Context(), list, ctrlclient.InNamespace("default"), ctrlclient.MatchingLabels{ecsv1alpha1.LabelService: svc}))
+	return list.Items
+}
+
+// runningOf returns the service's RUNNING tasks that should run, when there are exactly n and all
+// run the revision.
+func runningOf(t *testing.T, c ctrlclient.Client, svc, revision string, n int) ([]ecsv1alpha1.Task, bool) {
+	t.Helper()
+	var out []ecsv1alpha1.Task
+	for _, task := range serviceTasks(t, c, svc) {
+		if task.Spec.DesiredStatus == ecsv1alpha1.TaskDesiredStopped || task.Status.LastStatus == ecsv1alpha1.TaskStateStopped {
+			continue
+		}
+		if task.Status.LastStatus != ecsv1alpha1.TaskStateRunning || task.Spec.TaskDefinitionRevision != revision {
+			return nil, false
+		}
+		out = append(out, task)
+	}
+	return out, len(out) == n
+}
+
+// answers checks that every task serves HTTP on its published port and returns the GREETING it
+// was started with.
+func answers(t *testing.T, tasks []ecsv1alpha1.Task, greeting string) {
+	t.Helper()
+	for _, task := range tasks {
+		require.Len(t, task.Status.Containers, 1)
+		require.Len(t, task.Status.Containers[0].NetworkBindings, 1)
+		url := fmt.Sprintf("http://127.0.0.1:%d/", task.Status.Containers[0].NetworkBindings[0].HostPort)
+		require.Eventually(t, func() bool {
+			code, body, err := httpGet(url)
+			return err == nil && code == http.StatusOK && strings.Contains(body, `"GREETING":"`+greeting+`"`)
+		}, 10*time.Second, 100*time.Millisecond, "task %s answers on %s with GREETING=%s", task.Name, url, greeting)
+	}
+}
+
+// TestServiceDeploysOnDocker runs a service on a real host: its tasks become containers that
+// answer HTTP; a new revision rolls out within the deployment limits and replaces every container;
+// a revision whose image cannot be pulled trips the circuit breaker, which rolls back to the
+// revision that worked, whose containers serve again.
+func TestServiceDeploysOnDocker(t *testing.T) {
+	t.Parallel()
+	image := framework.TestImage(t)
+	p := framework.StartProcess(t, framework.NewOptions(t))
+	c, ctx := p.Client, t.Context()
+	require.NoError(t, c.Create(ctx, &ecsv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "edge", Namespace: "default"}}))
+	joinHost(t, p, "edge", "--stop-timeout", "5s")
+
+	td := &ecsv1alpha1.TaskDefinition{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: ecsv1alpha1.TaskDefinitionSpec{ContainerDefinitions: []ecsv1alpha1.ContainerDefinition{{
+			Name: "app", Image: image, Memory: ptr.To[int32](32), Environment: env("GREETING", "one"),
+			PortMappings: []ecsv1alpha1.PortMapping{{ContainerPort: 8080}},
+		}}}}
+	require.NoError(t, c.Create(ctx, td))
+	svc := &ecsv1alpha1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: ecsv1alpha1.ServiceSpec{Cluster: "edge", TaskDefinition: "web", DesiredCount: ptr.To[int32](2),
+			DeploymentConfiguration: &ecsv1alpha1.DeploymentConfiguration{
+				MinimumHealthyPercent: ptr.To[int32](50), MaximumPercent: ptr.To[int32](100),
+				DeploymentCircuitBreaker: &ecsv1alpha1.DeploymentCircuitBreaker{Enable: true, Rollback: true},
+			}}}
+	require.NoError(t, c.Create(ctx, svc))
+
+	var tasks []ecsv1alpha1.Task
+	require.Eventually(t, func() bool {
+		var ok bool
+		tasks, ok = runningOf(t, c, "web", "web-1", 2)
+		return ok
+	}, 3*time.Minute, 250*time.Millisecond, "two tasks of web-1 run")
+	answers(t, tasks, "one")
+	first := map[string]bool{}
+	for _, task := range tasks {
+		first[task.Status.Containers[0].RuntimeID] = true
+	}
+
+	// A new revision rolls out: with min 50% and max 100% of 2, one task at a time.
+	require.NoError(t, c.Get(ctx, ctrlclient.ObjectKeyFromObject(td), td))
+	td.Spec.ContainerDefinitions[0].Environment = env("GREETING", "two")
+	require.NoError(t, c.Update(ctx, td))
+	maxActive := 0
+	require.Eventually(t, func() bool {
+		// As ECS counts for maximumPercent: tasks that should run and have not stopped.
+		active := 0
+		for _, task := range serviceTasks(t, c, "web") {
+			if task.Spec.DesiredStatus == ecsv1alpha1.TaskDesiredRunning && task.Status.LastStatus != ecsv1alpha1.TaskStateStopped {
+				active++
+			}
+		}
+		maxActive = max(maxActive, active)
+		var ok bool
+		tasks, ok = runningOf(t, c, "web", "web-2", 2)
+		return ok
+	}, 3*time.Minute, 100*time.Millisecond, "two tasks of web-2 run")
+	require.LessOrEqual(t, maxActive, 2, "maximumPercent 100: never more than 2 tasks at once")
+	answers(t, tasks, "two")
+	for _, task := range tasks {
+		require.False(t, first[task.Status.Containers[0].RuntimeID], "new containers for the new revision")
+	}
+	for _, task := range serviceTasks(t, c, "web") {
+		if task.Spec.TaskDefinitionRevision == "web-1" {
+			require.Equal(t, ecsv1alpha1.TaskStateStopped, task.Status.LastStatus, "old task %s stopped", task.Name)
+			require.Equal(t, ecsv1alpha1.StopCodeServiceSchedulerInitiated, task.Status.StopCode)
+		}
+	}
+
+	// A revision that cannot start trips the circuit breaker and rolls back to web-2.
+	require.NoError(t, c.Get(ctx, ctrlclient.ObjectKeyFromObject(td), td))
+	td.Spec.ContainerDefinitions[0].Image = "drover-missing-image:1"
+	require.NoError(t, c.Update(ctx, td))
+	cur := &ecsv1alpha1.Service{}
+	require.Eventually(t, func() bool {
+		require.NoError(t, c.Get(ctx, ctrlclient.ObjectKeyFromObject(svc), cur))
+		failed := false
+		for _, d := range cur.Status.Deployments {
+			if d.TaskDefinitionRevision == "web-3" && d.RolloutState == ecsv1alpha1.RolloutStateFailed {
+				failed = true
+			}
+		}
+		return failed && len(cur.Status.Deployments) > 0 && cur.Status.Deployments[0].TaskDefinitionRevision == "web-2" &&
+			cur.Status.Deployments[0].RolloutState == ecsv1alpha1.RolloutStateCompleted
+	}, 5*time.Minute, 250*time.Millisecond, "the breaker trips and the service is back on web-2")
+	var reason string
+	for _, task := range serviceTasks(t, c, "web") {
+		if task.Spec.TaskDefinitionRevision == "web-3" && task.Status.LastStatus == ecsv1alpha1.TaskStateStopped {
+			reason = task.Status.StoppedReason
+			require.Equal(t, ecsv1alpha1.StopCodeTaskFailedToStart, task.Status.StopCode)
+		}
+	}
+	require.Contains(t, reason, "CannotPullContainerError", "the failed tasks say why")
+	require.Eventually(t, func() bool {
+		var ok bool
+		tasks, ok = runningOf(t, c, "web", "web-2", 2)
+		return ok
+	}, 3*time.Minute, 250*time.Millisecond, "two tasks of web-2 run after the rollback")
+	answers(t, tasks, "two")
+}
