@@ -221,10 +221,10 @@ func TestDisconnectPolicy(t *testing.T) {
 func TestRollingUpdateStaysWithinLimits(t *testing.T) {
 	s, _ := setup(t, host("a"), host("b"), host("c"))
 	c, ctx := s.Client, t.Context()
-	svc := newService("web", "web", 6)
-	svc.Spec.DeploymentConfiguration = &ecsv1alpha1.DeploymentConfiguration{MinimumHealthyPercent: ptr.To[int32](50), MaximumPercent: ptr.To[int32](150)}
+	svc := newService("web", "web", 10)
+	svc.Spec.DeploymentConfiguration = &ecsv1alpha1.DeploymentConfiguration{MinimumHealthyPercent: ptr.To[int32](50), MaximumPercent: ptr.To[int32](200)}
 	require.NoError(t, c.Create(ctx, svc))
-	waitRunning(t, c, "web", 6)
+	waitRunning(t, c, "web", 10)
 
 	smp := sample(t, c, "web")
 	td := &ecsv1alpha1.TaskDefinition{}
@@ -238,12 +238,12 @@ func TestRollingUpdateStaysWithinLimits(t *testing.T) {
 				return false
 			}
 		}
-		return len(tasks) == 6
+		return len(tasks) == 10
 	}, time.Minute, 50*time.Millisecond, "every task ends on revision web-2")
 	minRunning, maxTotal := smp.finish()
-	require.GreaterOrEqual(t, minRunning, 3, "minimumHealthyPercent 50 of 6")
-	require.LessOrEqual(t, maxTotal, 9, "maximumPercent 150 of 6")
-	waitRunning(t, c, "web", 6)
+	require.GreaterOrEqual(t, minRunning, 5, "minimumHealthyPercent 50 of 10")
+	require.LessOrEqual(t, maxTotal, 20, "maximumPercent 200 of 10")
+	waitRunning(t, c, "web", 10)
 }
 
 func TestUnplaceableTasksAreExplained(t *testing.T) {

@@ -41,9 +41,8 @@ func runningOf(t *testing.T, c ctrlclient.Client, svc, revision string, n int) (
 	return out, len(out) == n
 }
 
-// answers checks that every task serves HTTP on its published port and returns the GREETING it
-// was started with.
-func answers(t *testing.T, tasks []ecsv1alpha1.Task, greeting string) {
+// answers checks that every task serves HTTP on its published port from the image version.
+func answers(t *testing.T, tasks []ecsv1alpha1.Task, version string) {
 	t.Helper()
 	for _, task := range tasks {
 		require.Len(t, task.Status.Containers, 1)
@@ -51,18 +50,19 @@ func answers(t *testing.T, tasks []ecsv1alpha1.Task, greeting string) {
 		url := fmt.Sprintf("http://127.0.0.1:%d/", task.Status.Containers[0].NetworkBindings[0].HostPort)
 		require.Eventually(t, func() bool {
 			code, body, err := httpGet(url)
-			return err == nil && code == http.StatusOK && strings.Contains(body, `"GREETING":"`+greeting+`"`)
-		}, 10*time.Second, 100*time.Millisecond, "task %s answers on %s with GREETING=%s", task.Name, url, greeting)
+			return err == nil && code == http.StatusOK && strings.Contains(body, `"APP_VERSION":"`+version+`"`)
+		}, 10*time.Second, 100*time.Millisecond, "task %s answers on %s from image %s", task.Name, url, version)
 	}
 }
 
-// TestServiceDeploysOnDocker runs a service on a real host: its tasks become containers that
-// answer HTTP; a new revision rolls out within the deployment limits and replaces every container;
-// a revision whose image cannot be pulled trips the circuit breaker, which rolls back to the
-// revision that worked, whose containers serve again.
+// TestServiceDeploysOnDocker runs a service of 3 tasks on a real host: its tasks become containers
+// that answer HTTP from image v1; changing the image to v2 (both built locally) rolls out within
+// minimumHealthyPercent 50 / maximumPercent 200 - sampled throughout, never below the floor of 2
+// running tasks nor above 6 - and replaces every container with one of v2; a revision whose image
+// cannot be pulled trips the circuit breaker, which rolls back to v2, whose containers serve again.
 func TestServiceDeploysOnDocker(t *testing.T) {
 	t.Parallel()
-	image := framework.TestImage(t)
+	v1, v2 := framework.TestImageVersion(t, "v1"), framework.TestImageVersion(t, "v2")
 	p := framework.StartProcess(t, framework.NewOptions(t))
 	c, ctx := p.Client, t.Context()
 	require.NoError(t, c.Create(ctx, &ecsv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "edge", Namespace: "default"}}))
@@ -70,14 +70,14 @@ func TestServiceDeploysOnDocker(t *testing.T) {
 
 	td := &ecsv1alpha1.TaskDefinition{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
 		Spec: ecsv1alpha1.TaskDefinitionSpec{ContainerDefinitions: []ecsv1alpha1.ContainerDefinition{{
-			Name: "app", Image: image, Memory: ptr.To[int32](32), Environment: env("GREETING", "one"),
+			Name: "app", Image: v1, Memory: ptr.To[int32](32),
 			PortMappings: []ecsv1alpha1.PortMapping{{ContainerPort: 8080}},
 		}}}}
 	require.NoError(t, c.Create(ctx, td))
 	svc := &ecsv1alpha1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
-		Spec: ecsv1alpha1.ServiceSpec{Cluster: "edge", TaskDefinition: "web", DesiredCount: ptr.To[int32](2),
+		Spec: ecsv1alpha1.ServiceSpec{Cluster: "edge", TaskDefinition: "web", DesiredCount: ptr.To[int32](3),
 			DeploymentConfiguration: &ecsv1alpha1.DeploymentConfiguration{
-				MinimumHealthyPercent: ptr.To[int32](50), MaximumPercent: ptr.To[int32](100),
+				MinimumHealthyPercent: ptr.To[int32](50), MaximumPercent: ptr.To[int32](200),
 				DeploymentCircuitBreaker: &ecsv1alpha1.DeploymentCircuitBreaker{Enable: true, Rollback: true},
 			}}}
 	require.NoError(t, c.Create(ctx, svc))
@@ -85,44 +85,51 @@ func TestServiceDeploysOnDocker(t *testing.T) {
 	var tasks []ecsv1alpha1.Task
 	require.Eventually(t, func() bool {
 		var ok bool
-		tasks, ok = runningOf(t, c, "web", "web-1", 2)
+		tasks, ok = runningOf(t, c, "web", "web-1", 3)
 		return ok
-	}, 3*time.Minute, 250*time.Millisecond, "two tasks of web-1 run")
-	answers(t, tasks, "one")
+	}, 3*time.Minute, 250*time.Millisecond, "three tasks of web-1 run")
+	answers(t, tasks, "v1")
 	first := map[string]bool{}
 	for _, task := range tasks {
 		first[task.Status.Containers[0].RuntimeID] = true
 	}
 
-	// A new revision rolls out: with min 50% and max 100% of 2, one task at a time.
+	// The image changes to v2: the rollout never goes below 2 running tasks (50% of 3, rounded
+	// up) nor above 6 that should run (200%), as ECS counts them.
 	require.NoError(t, c.Get(ctx, ctrlclient.ObjectKeyFromObject(td), td))
-	td.Spec.ContainerDefinitions[0].Environment = env("GREETING", "two")
+	td.Spec.ContainerDefinitions[0].Image = v2
 	require.NoError(t, c.Update(ctx, td))
-	maxActive := 0
+	minRunning, maxActive := 1<<30, 0
 	require.Eventually(t, func() bool {
-		// As ECS counts for maximumPercent: tasks that should run and have not stopped.
-		active := 0
+		running, active := 0, 0
 		for _, task := range serviceTasks(t, c, "web") {
 			if task.Spec.DesiredStatus == ecsv1alpha1.TaskDesiredRunning && task.Status.LastStatus != ecsv1alpha1.TaskStateStopped {
 				active++
+				if task.Status.LastStatus == ecsv1alpha1.TaskStateRunning {
+					running++
+				}
 			}
 		}
-		maxActive = max(maxActive, active)
+		minRunning, maxActive = min(minRunning, running), max(maxActive, active)
 		var ok bool
-		tasks, ok = runningOf(t, c, "web", "web-2", 2)
+		tasks, ok = runningOf(t, c, "web", "web-2", 3)
 		return ok
-	}, 3*time.Minute, 100*time.Millisecond, "two tasks of web-2 run")
-	require.LessOrEqual(t, maxActive, 2, "maximumPercent 100: never more than 2 tasks at once")
-	answers(t, tasks, "two")
+	}, 3*time.Minute, 20*time.Millisecond, "three tasks of web-2 run")
+	require.GreaterOrEqual(t, minRunning, 2, "minimumHealthyPercent 50 of 3")
+	require.LessOrEqual(t, maxActive, 6, "maximumPercent 200 of 3")
+	answers(t, tasks, "v2")
 	for _, task := range tasks {
 		require.False(t, first[task.Status.Containers[0].RuntimeID], "new containers for the new revision")
 	}
-	for _, task := range serviceTasks(t, c, "web") {
-		if task.Spec.TaskDefinitionRevision == "web-1" {
-			require.Equal(t, ecsv1alpha1.TaskStateStopped, task.Status.LastStatus, "old task %s stopped", task.Name)
-			require.Equal(t, ecsv1alpha1.StopCodeServiceSchedulerInitiated, task.Status.StopCode)
+	require.Eventually(t, func() bool {
+		for _, task := range serviceTasks(t, c, "web") {
+			if task.Spec.TaskDefinitionRevision == "web-1" && (task.Status.LastStatus != ecsv1alpha1.TaskStateStopped ||
+				task.Status.StopCode != ecsv1alpha1.StopCodeServiceSchedulerInitiated) {
+				return false
+			}
 		}
-	}
+		return true
+	}, time.Minute, 100*time.Millisecond, "every web-1 task stopped by the service")
 
 	// A revision that cannot start trips the circuit breaker and rolls back to web-2.
 	require.NoError(t, c.Get(ctx, ctrlclient.ObjectKeyFromObject(td), td))
@@ -150,8 +157,8 @@ func TestServiceDeploysOnDocker(t *testing.T) {
 	require.Contains(t, reason, "CannotPullContainerError", "the failed tasks say why")
 	require.Eventually(t, func() bool {
 		var ok bool
-		tasks, ok = runningOf(t, c, "web", "web-2", 2)
+		tasks, ok = runningOf(t, c, "web", "web-2", 3)
 		return ok
-	}, 3*time.Minute, 250*time.Millisecond, "two tasks of web-2 run after the rollback")
-	answers(t, tasks, "two")
+	}, 3*time.Minute, 250*time.Millisecond, "three tasks of web-2 run after the rollback")
+	answers(t, tasks, "v2")
 }
