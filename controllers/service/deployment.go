@@ -68,12 +68,23 @@ func (r *Reconciler) chooseRevision(ctx context.Context, s *scope, resolved *ecs
 	s.revision = resolved
 	svc := s.svc
 	cb := breakerConfig(svc)
-	if cb == nil || !cb.Enable {
-		return nil
-	}
 	d := deploymentOf(svc, resolved.Name)
 	failedBefore := d != nil && d.RolloutState == ecsv1alpha1.RolloutStateFailed
-	if !failedBefore {
+	// A failed canary always rolls back: it exists to protect the running tasks.
+	rollback := (cb != nil && cb.Enable && cb.Rollback) || (canaryOf(svc) != nil && (failedBefore || inCanary(svc, resolved.Name, s.tasks)))
+	canaryFailed := ""
+	if !failedBefore && inCanary(svc, resolved.Name, s.tasks) {
+		canaryFailed = canaryFailure(s.tasks, resolved.Name)
+	}
+	switch {
+	case canaryFailed != "":
+		s.failed = map[string]string{resolved.Name: canaryFailed}
+		r.Recorder.Eventf(svc, corev1.EventTypeWarning, ecsv1alpha1.ServiceReasonDeploymentFailed,
+			"(service %s) deployment %s failed: %s", svc.Name, resolved.Name, canaryFailed)
+	case failedBefore:
+	case cb == nil || !cb.Enable:
+		return nil
+	default:
 		failed, started := failedStarts(s.tasks, resolved.Name)
 		threshold := breakerThreshold(desiredCount(svc))
 		if started || failed < threshold {
@@ -85,7 +96,7 @@ func (r *Reconciler) chooseRevision(ctx context.Context, s *scope, resolved *ecs
 			"(service %s) deployment %s failed: %d tasks failed to start; the circuit breaker tripped at %d.",
 			svc.Name, resolved.Name, failed, threshold)
 	}
-	if !cb.Rollback {
+	if !rollback {
 		s.halted = true
 		return nil
 	}

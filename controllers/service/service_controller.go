@@ -77,6 +77,10 @@ type scope struct {
 	halted bool
 	// rolledBackFrom names the failed revision the service is rolling back from.
 	rolledBackFrom string
+	// canary explains the canary phase the deployment is in, "" when it is not in one.
+	canary string
+	// promoted is set in the pass that promotes the deployment's canary.
+	promoted bool
 }
 
 // Reconcile observes the service's tasks afresh and makes the count right.
@@ -151,6 +155,15 @@ func (r *Reconciler) reconcileReplica(ctx context.Context, s *scope) (ctrl.Resul
 	}
 	s.desired = desiredCount(svc)
 	desired := int(s.desired)
+	if !s.halted && s.rolledBackFrom == "" && inCanary(svc, s.revision.Name, s.tasks) {
+		res, done, err := r.reconcileCanary(ctx, s)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if done {
+			return res, kerrors.NewAggregate(errs)
+		}
+	}
 	act := activeTasks(s.tasks)
 	var keep, replace []*ecsv1alpha1.Task
 	for _, t := range act {

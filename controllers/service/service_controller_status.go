@@ -93,13 +93,16 @@ func deployments(svc *ecsv1alpha1.Service, s *scope, now metav1.Time) []ecsv1alp
 		}
 		d := &ecsv1alpha1.Deployment{ID: rev, TaskDefinitionRevision: rev, Status: ecsv1alpha1.DeploymentStatusActive}
 		if p, ok := prev[rev]; ok {
-			d.CreatedAt, d.UpdatedAt = p.CreatedAt, p.UpdatedAt
+			d.CreatedAt, d.UpdatedAt, d.CanaryPromotedAt = p.CreatedAt, p.UpdatedAt, p.CanaryPromotedAt
 		}
 		byRev[rev] = d
 		return d
 	}
 	primary := get(s.revision.Name)
 	primary.Status = ecsv1alpha1.DeploymentStatusPrimary
+	if s.promoted && primary.CanaryPromotedAt == nil {
+		primary.CanaryPromotedAt = &now
+	}
 	primary.DesiredCount = s.desired
 	othersActive := false
 	for i := range s.tasks {
@@ -160,7 +163,7 @@ func deployments(svc *ecsv1alpha1.Service, s *scope, now metav1.Time) []ecsv1alp
 		}
 	default:
 		primary.RolloutState = ecsv1alpha1.RolloutStateInProgress
-		primary.RolloutStateReason = ""
+		primary.RolloutStateReason = s.canary
 		if s.rolledBackFrom != "" {
 			primary.RolloutStateReason = "Rolling back from failed deployment " + s.rolledBackFrom + "."
 		}

@@ -33,6 +33,7 @@ const (
 )
 
 // ServiceSpec is the desired state of a Service, with the field names of ECS CreateService.
+// +kubebuilder:validation:XValidation:rule="!has(self.schedulingStrategy) || self.schedulingStrategy != 'DAEMON' || !has(self.deploymentConfiguration) || !has(self.deploymentConfiguration.canary)",message="deploymentConfiguration.canary is not supported with schedulingStrategy DAEMON",fieldPath=".deploymentConfiguration.canary"
 // +kubebuilder:validation:XValidation:rule="!has(self.schedulingStrategy) || self.schedulingStrategy != 'DAEMON' || !has(self.placementStrategy) || self.placementStrategy.size() == 0",message="placementStrategy is not supported with schedulingStrategy DAEMON, which places one task on every instance",fieldPath=".placementStrategy"
 type ServiceSpec struct {
 	// cluster is the name of the Cluster, in the same namespace, whose container instances run the service's
@@ -119,6 +120,30 @@ type DeploymentConfiguration struct {
 	// and optionally rolls back. Absent means off.
 	// +optional
 	DeploymentCircuitBreaker *DeploymentCircuitBreaker `json:"deploymentCircuitBreaker,omitempty"`
+
+	// canary starts a new deployment with a few tasks of the new revision beside the old ones, holds them for
+	// a bake time, and only then replaces the rest. A canary task that fails to start, exits or turns
+	// UNHEALTHY fails the deployment, which rolls back to the last COMPLETED revision without touching the
+	// other tasks. Absent means no canary. Not with schedulingStrategy DAEMON.
+	// +optional
+	Canary *Canary `json:"canary,omitempty"`
+}
+
+// Canary is the first step of a deployment: count tasks of the new revision, held for bakeTimeSeconds.
+type Canary struct {
+	// count is the number of canary tasks, 1-100, started in addition to the running tasks.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Count int32 `json:"count"`
+
+	// bakeTimeSeconds is how long every canary task must stay RUNNING and healthy before the deployment
+	// goes on, 0-86400. Defaults to 300.
+	// +optional
+	// +kubebuilder:default=300
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=86400
+	BakeTimeSeconds *int32 `json:"bakeTimeSeconds,omitempty"`
 }
 
 // DeploymentCircuitBreaker stops a failing deployment. It counts the deployment's tasks that fail to reach
@@ -260,6 +285,11 @@ type Deployment struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	RolloutStateReason string `json:"rolloutStateReason,omitempty"`
+
+	// canaryPromotedAt is when the deployment's canary passed its bake time and the rest of the tasks began
+	// to be replaced. Absent while the canary bakes, and for deployments without a canary.
+	// +optional
+	CanaryPromotedAt *metav1.Time `json:"canaryPromotedAt,omitempty"`
 
 	// createdAt is when the deployment started.
 	// +optional
