@@ -45,9 +45,9 @@ func inCanary(svc *ecsv1alpha1.Service, revision string, tasks []ecsv1alpha1.Tas
 	return false
 }
 
-// canaryFailure says why the canary of revision failed, or "": one of its tasks stopped without
-// the service asking (it failed to start or exited), or turned UNHEALTHY.
-func canaryFailure(tasks []ecsv1alpha1.Task, revision string) string {
+// newTaskFailure says why a canary or wave of revision failed (what names it), or "": one of its
+// tasks stopped without the service asking (it failed to start or exited), or turned UNHEALTHY.
+func newTaskFailure(tasks []ecsv1alpha1.Task, revision, what string) string {
 	for i := range tasks {
 		t := &tasks[i]
 		if t.Spec.TaskDefinitionRevision != revision {
@@ -55,9 +55,9 @@ func canaryFailure(tasks []ecsv1alpha1.Task, revision string) string {
 		}
 		switch {
 		case t.Status.LastStatus == ecsv1alpha1.TaskStateStopped && t.Spec.DesiredStatus != ecsv1alpha1.TaskDesiredStopped:
-			return fmt.Sprintf("Canary failed: task %s stopped (%s: %s).", t.Name, t.Status.StopCode, t.Status.StoppedReason)
+			return fmt.Sprintf("%s failed: task %s stopped (%s: %s).", what, t.Name, t.Status.StopCode, t.Status.StoppedReason)
 		case t.Status.HealthStatus == ecsv1alpha1.HealthStatusUnhealthy:
-			return fmt.Sprintf("Canary failed: task %s is UNHEALTHY.", t.Name)
+			return fmt.Sprintf("%s failed: task %s is UNHEALTHY.", what, t.Name)
 		}
 	}
 	return ""
@@ -82,13 +82,13 @@ func (r *Reconciler) reconcileCanary(ctx context.Context, s *scope) (ctrl.Result
 				return ctrl.Result{}, true, err
 			}
 		}
-		s.canary = fmt.Sprintf("Canary: starting %d tasks of %s.", want, s.revision.Name)
+		s.progress = fmt.Sprintf("Canary: starting %d tasks of %s.", want, s.revision.Name)
 		return ctrl.Result{}, true, nil
 	}
 	var since time.Time
 	for _, t := range canaries {
 		if !r.healthyRunning(s, t) || t.Status.StartedAt == nil {
-			s.canary = fmt.Sprintf("Canary: waiting for %d tasks of %s to run and be healthy.", want, s.revision.Name)
+			s.progress = fmt.Sprintf("Canary: waiting for %d tasks of %s to run and be healthy.", want, s.revision.Name)
 			return ctrl.Result{}, true, nil
 		}
 		if t.Status.StartedAt.After(since) {
@@ -97,7 +97,7 @@ func (r *Reconciler) reconcileCanary(ctx context.Context, s *scope) (ctrl.Result
 	}
 	until := since.Add(bakeTime(c))
 	if wait := until.Sub(r.now()); wait > 0 {
-		s.canary = fmt.Sprintf("Canary: %d tasks of %s baking until %s.", want, s.revision.Name, until.UTC().Format(time.RFC3339))
+		s.progress = fmt.Sprintf("Canary: %d tasks of %s baking until %s.", want, s.revision.Name, until.UTC().Format(time.RFC3339))
 		return ctrl.Result{RequeueAfter: wait}, true, nil
 	}
 	s.promoted = true

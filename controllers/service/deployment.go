@@ -73,8 +73,13 @@ func (r *Reconciler) chooseRevision(ctx context.Context, s *scope, resolved *ecs
 	// A failed canary always rolls back: it exists to protect the running tasks.
 	rollback := (cb != nil && cb.Enable && cb.Rollback) || (canaryOf(svc) != nil && (failedBefore || inCanary(svc, resolved.Name, s.tasks)))
 	canaryFailed := ""
-	if !failedBefore && inCanary(svc, resolved.Name, s.tasks) {
-		canaryFailed = canaryFailure(s.tasks, resolved.Name)
+	switch {
+	case failedBefore:
+	case inCanary(svc, resolved.Name, s.tasks):
+		canaryFailed = newTaskFailure(s.tasks, resolved.Name, "Canary")
+	case wavesOf(svc) != nil && hasOtherRevisions(s.tasks, resolved.Name):
+		// The first failure halts a rollout across waves; the later groups stay as they are.
+		canaryFailed = newTaskFailure(s.tasks, resolved.Name, "Wave")
 	}
 	switch {
 	case canaryFailed != "":
@@ -130,4 +135,14 @@ func breakerConfig(svc *ecsv1alpha1.Service) *ecsv1alpha1.DeploymentCircuitBreak
 		return nil
 	}
 	return svc.Spec.DeploymentConfiguration.DeploymentCircuitBreaker
+}
+
+// hasOtherRevisions tells whether tasks of other revisions than revision still run.
+func hasOtherRevisions(tasks []ecsv1alpha1.Task, revision string) bool {
+	for i := range tasks {
+		if t := &tasks[i]; active(t) && t.Spec.TaskDefinitionRevision != revision {
+			return true
+		}
+	}
+	return false
 }

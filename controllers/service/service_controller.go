@@ -77,8 +77,10 @@ type scope struct {
 	halted bool
 	// rolledBackFrom names the failed revision the service is rolling back from.
 	rolledBackFrom string
-	// canary explains the canary phase the deployment is in, "" when it is not in one.
-	canary string
+	// progress explains where a canary or wave deployment is, "" when it has neither.
+	progress string
+	// wave is the wave the deployment replaces tasks in, nil without waves.
+	wave *wave
 	// promoted is set in the pass that promotes the deployment's canary.
 	promoted bool
 }
@@ -162,6 +164,18 @@ func (r *Reconciler) reconcileReplica(ctx context.Context, s *scope) (ctrl.Resul
 		}
 		if done {
 			return res, kerrors.NewAggregate(errs)
+		}
+	}
+	if !s.halted && s.rolledBackFrom == "" {
+		w, wait := r.currentWave(s)
+		if w != nil && wait > 0 {
+			s.progress = fmt.Sprintf("Waves: %s starts after the previous wave bakes, at %s.",
+				w.describe(wavesOf(svc).Attribute), r.now().Add(wait).UTC().Format(time.RFC3339))
+			return ctrl.Result{RequeueAfter: wait}, kerrors.NewAggregate(errs)
+		}
+		if w != nil {
+			s.wave = w
+			s.progress = fmt.Sprintf("Waves: rolling %s.", w.describe(wavesOf(svc).Attribute))
 		}
 	}
 	act := activeTasks(s.tasks)
@@ -248,7 +262,8 @@ func (r *Reconciler) reconcileReplica(ctx context.Context, s *scope) (ctrl.Resul
 
 // replaceReason says why an active task must make way for a replacement, or "" when it may stay.
 func (r *Reconciler) replaceReason(s *scope, t *ecsv1alpha1.Task) string {
-	if t.Spec.TaskDefinitionRevision != s.revision.Name {
+	// A halted deployment replaces nothing more; a wave replaces only the tasks in its groups.
+	if t.Spec.TaskDefinitionRevision != s.revision.Name && !s.halted && s.inWave(t) {
 		return fmt.Sprintf("Task replaced by deployment %s", deploymentID(s.revision))
 	}
 	ci := s.instances[t.Spec.ContainerInstance]
@@ -351,6 +366,10 @@ func (r *Reconciler) createTask(ctx context.Context, s *scope, slot, attempt int
 			StartedBy:            "ecs-svc/" + deploymentID(rev),
 			Group:                "service:" + svc.Name,
 		},
+	}
+	if s.wave != nil && s.wave.constraint.Expression != "" {
+		task.Spec.PlacementConstraints = append(task.Spec.PlacementConstraints, s.wave.constraint)
+		task.Labels[LabelWave] = strconv.Itoa(s.wave.index)
 	}
 	if err := revisions.ApplyToTask(task, rev); err != nil {
 		return reconcile.TerminalError(err)

@@ -163,7 +163,7 @@ func deployments(svc *ecsv1alpha1.Service, s *scope, now metav1.Time) []ecsv1alp
 		}
 	default:
 		primary.RolloutState = ecsv1alpha1.RolloutStateInProgress
-		primary.RolloutStateReason = s.canary
+		primary.RolloutStateReason = s.progress
 		if s.rolledBackFrom != "" {
 			primary.RolloutStateReason = "Rolling back from failed deployment " + s.rolledBackFrom + "."
 		}

@@ -33,6 +33,8 @@ const (
 )
 
 // ServiceSpec is the desired state of a Service, with the field names of ECS CreateService.
+// +kubebuilder:validation:XValidation:rule="!has(self.schedulingStrategy) || self.schedulingStrategy != 'DAEMON' || !has(self.deploymentConfiguration) || !has(self.deploymentConfiguration.waves)",message="deploymentConfiguration.waves is not supported with schedulingStrategy DAEMON",fieldPath=".deploymentConfiguration.waves"
+// +kubebuilder:validation:XValidation:rule="!has(self.deploymentConfiguration) || !has(self.deploymentConfiguration.waves) || !has(self.placementConstraints) || self.placementConstraints.size() <= 9",message="with deploymentConfiguration.waves at most 9 placementConstraints: each wave adds one to its tasks",fieldPath=".placementConstraints"
 // +kubebuilder:validation:XValidation:rule="!has(self.schedulingStrategy) || self.schedulingStrategy != 'DAEMON' || !has(self.deploymentConfiguration) || !has(self.deploymentConfiguration.canary)",message="deploymentConfiguration.canary is not supported with schedulingStrategy DAEMON",fieldPath=".deploymentConfiguration.canary"
 // +kubebuilder:validation:XValidation:rule="!has(self.schedulingStrategy) || self.schedulingStrategy != 'DAEMON' || !has(self.placementStrategy) || self.placementStrategy.size() == 0",message="placementStrategy is not supported with schedulingStrategy DAEMON, which places one task on every instance",fieldPath=".placementStrategy"
 type ServiceSpec struct {
@@ -127,6 +129,43 @@ type DeploymentConfiguration struct {
 	// other tasks. Absent means no canary. Not with schedulingStrategy DAEMON.
 	// +optional
 	Canary *Canary `json:"canary,omitempty"`
+
+	// waves rolls a deployment across the cluster's instances in groups: instances are grouped by the value of
+	// an attribute (for example store or region), and the tasks on at most maxConcurrentGroups groups are
+	// replaced at a time, with a bake time between waves; the tasks elsewhere keep running the old revision. A
+	// task of the new revision that fails to start, exits or turns UNHEALTHY halts the whole rollout: the
+	// deployment is FAILED and the later groups are left as they are (with the circuit breaker's rollback
+	// on, the service then returns to the last COMPLETED revision). Absent means the whole service at once.
+	// Not with schedulingStrategy DAEMON.
+	// +optional
+	Waves *Waves `json:"waves,omitempty"`
+}
+
+// Waves groups a deployment's instances into waves by an attribute.
+type Waves struct {
+	// attribute is the name of the instance attribute whose values group the instances, for example store.
+	// Groups roll in the order of their values (numbers by value: 2 before 10); instances without the attribute
+	// form the last group.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9][a-zA-Z0-9._/:-]*$`
+	Attribute string `json:"attribute"`
+
+	// maxConcurrentGroups is how many groups one wave replaces at a time, 1-10. Defaults to 1.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	MaxConcurrentGroups *int32 `json:"maxConcurrentGroups,omitempty"`
+
+	// bakeTimeSeconds is how long a finished wave's tasks must run before the next wave starts, 0-86400.
+	// Defaults to 60.
+	// +optional
+	// +kubebuilder:default=60
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=86400
+	BakeTimeSeconds *int32 `json:"bakeTimeSeconds,omitempty"`
 }
 
 // Canary is the first step of a deployment: count tasks of the new revision, held for bakeTimeSeconds.
