@@ -3,6 +3,7 @@ package taskdefinition
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -20,6 +21,11 @@ import (
 // conflictRetry is how soon a pass that lost a race with a stale cache is retried.
 const conflictRetry = time.Second
 
+// RevisionHistory is how many of a family's newest revisions are always kept. Older revisions are
+// deleted once nothing uses them: no task that has not stopped runs them, and no service pins
+// them, runs them or could roll back to them.
+const RevisionHistory = 10
+
 // Setup adds the reconciler to mgr.
 func Setup(mgr ctrl.Manager) error {
 	return (&Reconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)
@@ -27,7 +33,8 @@ func Setup(mgr ctrl.Manager) error {
 
 // +kubebuilder:rbac:groups=ecs.drover.dev,resources=taskdefinitions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=ecs.drover.dev,resources=taskdefinitions/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=ecs.drover.dev,resources=taskdefinitionrevisions,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=ecs.drover.dev,resources=taskdefinitionrevisions,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=ecs.drover.dev,resources=tasks;services,verbs=get;list;watch
 
 // Reconciler keeps a TaskDefinition's newest revision equal to its spec.
 type Reconciler struct {
@@ -69,7 +76,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	}
 	if latest != nil && apiequality.Semantic.DeepEqual(latest.Spec.TaskDefinition, td.Spec) {
 		setCurrent(td, latest)
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.pruneRevisions(ctx, td)
 	}
 	next := int32(1)
 	if latest != nil {
@@ -88,6 +95,66 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	ctrl.LoggerFrom(ctx).Info("created task definition revision", "revision", rev.Name)
 	setCurrent(td, rev)
 	return ctrl.Result{}, nil
+}
+
+// pruneRevisions deletes the family's revisions older than the newest RevisionHistory that
+// nothing uses.
+func (r *Reconciler) pruneRevisions(ctx context.Context, td *ecsv1alpha1.TaskDefinition) error {
+	revs := &ecsv1alpha1.TaskDefinitionRevisionList{}
+	if err := r.List(ctx, revs, client.InNamespace(td.Namespace), client.MatchingLabels{ecsv1alpha1.LabelTaskDefinitionFamily: td.Name}); err != nil {
+		return err
+	}
+	if len(revs.Items) <= RevisionHistory {
+		return nil
+	}
+	sort.Slice(revs.Items, func(i, j int) bool { return revs.Items[i].Spec.Revision > revs.Items[j].Spec.Revision })
+	inUse, err := r.revisionsInUse(ctx, td)
+	if err != nil {
+		return err
+	}
+	for _, rev := range revs.Items[RevisionHistory:] {
+		if inUse[rev.Name] || rev.Spec.Family != td.Name {
+			continue
+		}
+		if err := r.Delete(ctx, &rev, client.Preconditions{UID: &rev.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting old revision %s: %w", rev.Name, err)
+		}
+		ctrl.LoggerFrom(ctx).Info("deleted an old task definition revision nothing uses", "revision", rev.Name)
+	}
+	return nil
+}
+
+// revisionsInUse names the family's revisions that tasks run or services pin, run or may roll
+// back to.
+func (r *Reconciler) revisionsInUse(ctx context.Context, td *ecsv1alpha1.TaskDefinition) (map[string]bool, error) {
+	used := map[string]bool{}
+	tasks := &ecsv1alpha1.TaskList{}
+	if err := r.List(ctx, tasks, client.InNamespace(td.Namespace)); err != nil {
+		return nil, err
+	}
+	for _, t := range tasks.Items {
+		if t.Status.LastStatus == ecsv1alpha1.TaskStateStopped {
+			continue
+		}
+		used[t.Spec.TaskDefinitionRevision] = true
+		if family, n, err := ecsv1alpha1.ParseTaskDefinitionRef(t.Spec.TaskDefinition); err == nil && n > 0 {
+			used[ecsv1alpha1.RevisionName(family, n)] = true
+		}
+	}
+	svcs := &ecsv1alpha1.ServiceList{}
+	if err := r.List(ctx, svcs, client.InNamespace(td.Namespace)); err != nil {
+		return nil, err
+	}
+	for _, svc := range svcs.Items {
+		if family, n, err := ecsv1alpha1.ParseTaskDefinitionRef(svc.Spec.TaskDefinition); err == nil && n > 0 {
+			used[ecsv1alpha1.RevisionName(family, n)] = true
+		}
+		used[svc.Status.TaskDefinitionRevision] = true
+		for _, d := range svc.Status.Deployments {
+			used[d.TaskDefinitionRevision] = true
+		}
+	}
+	return used, nil
 }
 
 // latestRevision returns the family's highest-numbered revision, or nil when it has none.

@@ -1,6 +1,7 @@
 package taskdefinition_test
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/controllers/taskdefinition"
 	"github.com/drover-dev/drover/test/framework"
 )
 
@@ -94,3 +96,50 @@ func waitRevision(t *testing.T, c client.Client, td *ecsv1alpha1.TaskDefinition,
 	require.Equal(t, n, rev.Spec.Revision)
 	return rev
 }
+
+// TestOldRevisionsArePrunedUnlessUsed: beyond the newest RevisionHistory revisions, a family's old
+// revisions are deleted - except one a task still runs - and numbering goes on.
+func TestOldRevisionsArePrunedUnlessUsed(t *testing.T) {
+	s := framework.Start(t)
+	c, ctx := s.Client, t.Context()
+	require.NoError(t, c.Create(ctx, &ecsv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "edge", Namespace: "default"}}))
+	td := &ecsv1alpha1.TaskDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: ecsv1alpha1.TaskDefinitionSpec{ContainerDefinitions: []ecsv1alpha1.ContainerDefinition{{
+			Name: "app", Image: "example.com/web:1", Memory: ptr.To[int32](128),
+		}}},
+	}
+	require.NoError(t, c.Create(ctx, td))
+	waitRevision(t, c, td, 1)
+	bump := func(n int) {
+		t.Helper()
+		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(td), td))
+		td.Spec.ContainerDefinitions[0].Image = "example.com/web:" + itoa(n)
+		require.NoError(t, c.Update(ctx, td))
+		waitRevision(t, c, td, int32(n))
+	}
+	bump(2)
+	pinned := &ecsv1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Name: "pinned", Namespace: "default"},
+		Spec: ecsv1alpha1.TaskSpec{Cluster: "edge", TaskDefinition: "web:2"}}
+	require.NoError(t, c.Create(ctx, pinned))
+	total := taskdefinition.RevisionHistory + 4
+	for n := 3; n <= total; n++ {
+		bump(n)
+	}
+	want := map[string]bool{"web-2": true}
+	for n := total - taskdefinition.RevisionHistory + 1; n <= total; n++ {
+		want["web-"+itoa(n)] = true
+	}
+	require.Eventually(t, func() bool {
+		revs := &ecsv1alpha1.TaskDefinitionRevisionList{}
+		require.NoError(t, c.List(ctx, revs, client.InNamespace("default"), client.MatchingLabels{ecsv1alpha1.LabelTaskDefinitionFamily: "web"}))
+		got := map[string]bool{}
+		for _, r := range revs.Items {
+			got[r.Name] = true
+		}
+		return apiequality.Semantic.DeepEqual(want, got)
+	}, 30*time.Second, 100*time.Millisecond, "the newest %d revisions and the one the task runs are kept", taskdefinition.RevisionHistory)
+	bump(total + 1)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
