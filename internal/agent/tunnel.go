@@ -83,7 +83,7 @@ func (t *tunnel) serve(ctx context.Context) (time.Time, error) {
 	dctx, cancel := context.WithTimeout(ctx, t.timeout)
 	c, err := wire.Dial(dctx, wire.DialOptions{
 		Server:    t.conn.cfg.Server,
-		TLSConfig: t.conn.transport.TLSClientConfig,
+		TLSConfig: t.conn.tls,
 		Proxy:     t.conn.transport.Proxy,
 		Namespace: t.conn.cfg.Namespace,
 		Name:      t.conn.cfg.ContainerInstance,
