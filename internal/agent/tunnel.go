@@ -106,22 +106,22 @@ func (t *tunnel) serve(ctx context.Context) (time.Time, error) {
 	srv.ServeConn(c, &http2.ServeConnOpts{
 		Context:    ctx,
 		BaseConfig: &http.Server{HTTP2: &http.HTTP2Config{SendPingTimeout: tunnelPingInterval, PingTimeout: tunnelPingTimeout}},
-		Handler:    t.handler(),
+		Handler:    t.handler(ctx),
 	})
 	_ = c.Close()
 	return opened, nil
 }
 
-// handler serves droverd's requests over the tunnel.
-func (t *tunnel) handler() http.Handler {
+// handler serves droverd's requests over the tunnel while ctx, the agent's, lasts.
+func (t *tunnel) handler(ctx context.Context) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+wire.LogsPath, t.serveLogs)
+	mux.HandleFunc("GET "+wire.LogsPath, func(w http.ResponseWriter, r *http.Request) { t.serveLogs(ctx, w, r) })
 	return mux
 }
 
 // serveLogs streams a container's output, stdout and stderr interleaved as they were written, as
 // plain text. It serves only the containers the engine created for this instance.
-func (t *tunnel) serveLogs(w http.ResponseWriter, r *http.Request) {
+func (t *tunnel) serveLogs(agent context.Context, w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	req, err := wire.ParseLogsRequest(r.URL.Query())
 	if err != nil {
@@ -174,9 +174,12 @@ func (t *tunnel) serveLogs(w http.ResponseWriter, r *http.Request) {
 	// Send the headers now: a followed container may stay silent for a long time.
 	_ = out.rc.Flush()
 	// The engine creates containers without a TTY, so the runtime multiplexes stdout and stderr.
-	if _, err := stdcopy.StdCopy(out, out, logs); err != nil && ctx.Err() == nil {
+	_, err = stdcopy.StdCopy(out, out, logs)
+	// A stream droverd reset (its client went away) is over. One that failed, or that the agent
+	// stopping cut short, is reset, so that droverd and its client see it broke off rather than
+	// ended.
+	if (err != nil && ctx.Err() == nil) || agent.Err() != nil {
 		klog.FromContext(ctx).V(1).Info("Log stream broke off", "task", klog.KRef(req.Namespace, req.Task), "container", req.Container, "err", err)
-		// Reset the stream, so that droverd and its client see it broke off rather than ended.
 		panic(http.ErrAbortHandler)
 	}
 }

@@ -19,8 +19,9 @@ func main() {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	fmt.Printf("hello from %s on stdout\n", name)
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
 	fmt.Fprintf(os.Stderr, "hello from %s on stderr\n", name)
+	time.Sleep(100 * time.Millisecond)
 	tick := time.NewTicker(100 * time.Millisecond)
 	for i := 1; ; i++ {
 		select {
