@@ -1,5 +1,6 @@
 // Command drover is Drover's command line for what kubectl does not do: creating activations and
-// printing the command that registers a host with one.
+// printing the command that registers a host with one, and printing the output of a task's
+// containers.
 package main
 
 import (

@@ -106,6 +106,7 @@ func New(ctx context.Context, o RunOptions) (*Agent, error) {
 			interval: o.StatusInterval, timeout: o.RequestTimeout, trigger: statusTrigger},
 		&certRotator{conn: c, dir: dir, interval: o.CertCheckInterval, timeout: o.RequestTimeout},
 		engineComponent{eng},
+		newTunnel(c, a.runtime, o.RequestTimeout, o.TaskCleanupDelay, o.Version),
 	}
 	return a, nil
 }

@@ -29,6 +29,11 @@ type conn struct {
 	ca   *x509.Certificate
 	cert atomic.Pointer[tls.Certificate]
 
+	// tls verifies droverd and presents the current certificate. It is never handed to a
+	// transport, which would change it on first use: connections outside transport (the tunnel)
+	// use copies of it.
+	tls *tls.Config
+
 	transport *http.Transport
 	// http posts to the registration endpoints with the instance's identity.
 	http *http.Client
@@ -73,17 +78,18 @@ func newConn(id *Identity, agentVersion string) (*conn, error) {
 	}
 	c := &conn{cfg: id.Config, ca: ca}
 	c.cert.Store(cert)
+	c.tls = &tls.Config{
+		RootCAs:    pool,
+		MinVersion: tls.VersionTLS12,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return c.cert.Load(), nil
+		},
+	}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	c.transport = &http.Transport{
-		Proxy:       http.ProxyFromEnvironment,
-		DialContext: dialer.DialContext,
-		TLSClientConfig: &tls.Config{
-			RootCAs:    pool,
-			MinVersion: tls.VersionTLS12,
-			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-				return c.cert.Load(), nil
-			},
-		},
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       c.tls.Clone(),
 		ForceAttemptHTTP2:     true,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: 30 * time.Second,

@@ -15,6 +15,7 @@ import (
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
 	"github.com/drover-dev/drover/internal/apiserver/auth"
+	"github.com/drover-dev/drover/internal/apiserver/tunnel"
 )
 
 var instanceScheme = runtime.NewScheme()
@@ -76,6 +77,21 @@ func instanceIdentitiesHook(z *auth.Authorizer) genericapiserver.PostStartHookFu
 			return fmt.Errorf("container instance cache did not sync")
 		}
 		z.SetInstanceLookup(&instanceLookup{cache: c, live: live})
+		return nil
+	}
+}
+
+// tunnelsHook lets the tunnel server read Tasks and ContainerInstances, and closes the tunnels
+// when droverd stops: their connections were taken over from the HTTP server, which no longer
+// tracks them.
+func tunnelsHook(tunnels *tunnel.Server) genericapiserver.PostStartHookFunc {
+	return func(hc genericapiserver.PostStartHookContext) error {
+		c, err := client.New(hc.LoopbackClientConfig, client.Options{Scheme: instanceScheme})
+		if err != nil {
+			return err
+		}
+		tunnels.SetClient(c)
+		context.AfterFunc(hc.Context, tunnels.Close)
 		return nil
 	}
 }

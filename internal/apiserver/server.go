@@ -21,12 +21,14 @@ import (
 	crdoptions "k8s.io/apiextensions-apiserver/pkg/cmd/server/options"
 	extensionsopenapi "k8s.io/apiextensions-apiserver/pkg/generated/openapi"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apiserver/pkg/admission"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
 	"k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
+	genericfilters "k8s.io/apiserver/pkg/server/filters"
 	"k8s.io/apiserver/pkg/util/openapi"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/component-base/metrics/legacyregistry"
@@ -37,8 +39,10 @@ import (
 	"github.com/drover-dev/drover/internal/apiserver/auth"
 	"github.com/drover-dev/drover/internal/apiserver/builtin"
 	builtinopenapi "github.com/drover-dev/drover/internal/apiserver/openapi"
+	"github.com/drover-dev/drover/internal/apiserver/tunnel"
 	"github.com/drover-dev/drover/internal/etcd"
 	"github.com/drover-dev/drover/internal/registration"
+	"github.com/drover-dev/drover/internal/tunnel/wire"
 	"github.com/drover-dev/drover/internal/version"
 )
 
@@ -186,13 +190,24 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	s.authz = &auth.Authorizer{}
 	serverConfig.Authorization.Authorizer = s.authz
 	serverConfig.EnableMetrics = false // served below, together with the controllers' metrics
+	// Tunnels and followed logs last as long as their clients want: no request timeout, and no
+	// in-flight slot held.
+	serverConfig.LongRunningFunc = genericfilters.BasicLongRunningRequestCheck(
+		sets.NewString("watch"), sets.NewString(wire.TunnelSubresource, wire.LogSubresource))
 
 	// Hosts register without credentials, so registration is served in front of authentication;
 	// it bounds its own bodies, time and failed attempts.
 	reg := registration.New(registration.Options{CA: c.ca, CertValidity: cfg.InstanceCertValidity, ServerURL: s.URL})
 	public := map[string]http.Handler{registration.RegisterPath: reg.RegisterHandler(), registration.CAPath: reg.CAHandler()}
+	// The tunnels agents open and the task logs that travel over them are served inside the
+	// chain, after authentication and authorization, which see them as the subresources
+	// containerinstances/tunnel and tasks/log.
+	tunnels, err := tunnel.New()
+	if err != nil {
+		return nil, err
+	}
 	serverConfig.BuildHandlerChainFunc = func(apiHandler http.Handler, c *genericapiserver.Config) http.Handler {
-		chain := genericapiserver.DefaultBuildHandlerChain(apiHandler, c)
+		chain := genericapiserver.DefaultBuildHandlerChain(tunnels.Wrap(apiHandler), c)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if h, ok := public[r.URL.Path]; ok {
 				h.ServeHTTP(w, r)
@@ -250,6 +265,7 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	g.AddPostStartHookOrDie("drover-bootstrap", bootstrapHook)
 	g.AddPostStartHookOrDie("drover-namespace-controller", namespaceControllerHook)
 	g.AddPostStartHookOrDie("drover-instance-identities", instanceIdentitiesHook(s.authz))
+	g.AddPostStartHookOrDie("drover-tunnels", tunnelsHook(tunnels))
 	for _, h := range cfg.PostStart {
 		if err := g.AddPostStartHook(h.Name, h.Fn); err != nil {
 			return nil, err

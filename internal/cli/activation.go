@@ -76,6 +76,9 @@ and the code.`,
 			if err != nil {
 				return err
 			}
+			if k.caHash, err = caHash(k.config); err != nil {
+				return err
+			}
 			return o.run(cmd, k, attrs, stdout, stderr)
 		},
 	}

@@ -20,7 +20,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	kube := &kubeOptions{}
 	root := &cobra.Command{
 		Use:           "drover",
-		Short:         "Drover's command line: activations that let hosts join a cluster",
+		Short:         "Drover's command line: activations that let hosts join a cluster, and task logs",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
@@ -37,5 +37,6 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	}
 	activation.AddCommand(newActivationCreateCommand(kube, stdout, stderr))
 	root.AddCommand(activation)
+	root.AddCommand(newLogsCommand(kube, stdout))
 	return root
 }

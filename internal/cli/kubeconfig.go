@@ -41,7 +41,7 @@ type kube struct {
 	client    client.Client
 	namespace string
 	// caHash is the pin of the CA that the kubeconfig trusts to verify the server, as pki.CA.Hash
-	// computes it.
+	// computes it; set by the commands that print it (caHash).
 	caHash string
 }
 
@@ -62,16 +62,12 @@ func (o *kubeOptions) connect() (*kube, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the namespace from the kubeconfig: %w", err)
 	}
-	hash, err := caHash(cfg)
-	if err != nil {
-		return nil, err
-	}
 	cfg.UserAgent = "drover"
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", cfg.Host, err)
 	}
-	return &kube{config: cfg, client: c, namespace: ns, caHash: hash}, nil
+	return &kube{config: cfg, client: c, namespace: ns}, nil
 }
 
 // caHash returns the pin of the first certificate in the kubeconfig's certificate authority.

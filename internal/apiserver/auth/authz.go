@@ -9,6 +9,7 @@ import (
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 
 	"github.com/drover-dev/drover/internal/identity"
+	"github.com/drover-dev/drover/internal/tunnel/wire"
 )
 
 // Groups droverd recognises. Membership comes from the O= fields of a client certificate.
@@ -95,6 +96,12 @@ func (z *Authorizer) Authorize(ctx context.Context, a authorizer.Attributes) (au
 			return decision, reason, err
 		}
 	}
+	if isTunnel(a) {
+		// Whoever holds an instance's tunnel is that instance's agent to droverd: it is asked for,
+		// and answers, the logs of the instance's tasks. Only the instance's own identity may
+		// open it (above); no role grants it, not even admin, whose work never needs it.
+		return authorizer.DecisionDeny, "only the agent of a container instance, with its instance certificate, may open the instance's tunnel", nil
+	}
 	for _, role := range rolesOf(u) {
 		if a.IsResourceRequest() {
 			for _, r := range role.ResourceRules {
@@ -136,6 +143,12 @@ func (*Authorizer) RulesFor(_ context.Context, u user.Info, _ string) ([]authori
 		}
 	}
 	return rr, nr, false, nil
+}
+
+// isTunnel reports whether a is a request to a ContainerInstance's tunnel.
+func isTunnel(a authorizer.Attributes) bool {
+	return a.IsResourceRequest() && a.GetAPIGroup() == wire.Group && a.GetResource() == "containerinstances" &&
+		a.GetSubresource() == wire.TunnelSubresource
 }
 
 func rolesOf(u user.Info) []Role {

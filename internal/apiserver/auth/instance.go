@@ -8,6 +8,7 @@ import (
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 
 	"github.com/drover-dev/drover/internal/identity"
+	"github.com/drover-dev/drover/internal/tunnel/wire"
 )
 
 // InstanceLookup tells whether a container instance is registered, and under which UID.
@@ -19,9 +20,10 @@ type InstanceLookup interface {
 const RenewPath = "/drover/v1/renew"
 
 // authorizeInstance decides for a container instance's identity. An instance may read and report
-// on its own ContainerInstance, renew its own Lease, list and watch only the Tasks bound to it and
-// report their status, create Events in its namespace, and renew its certificate - and only while
-// the ContainerInstance its certificate was issued for still exists.
+// on its own ContainerInstance, open its own tunnel, renew its own Lease, list and watch only the
+// Tasks bound to it and report their status, create Events in its namespace, and renew its
+// certificate - and only while the ContainerInstance its certificate was issued for still exists.
+// It may not read task logs, not even of its own tasks: it has them on its host.
 func (z *Authorizer) authorizeInstance(ctx context.Context, in identity.Instance, a authorizer.Attributes) (authorizer.Decision, string, error) {
 	lookup := z.lookup.Load()
 	if lookup == nil {
@@ -54,6 +56,8 @@ func (z *Authorizer) authorizeInstance(ctx context.Context, in identity.Instance
 		case sub == "" && (verb == "list" || verb == "watch"):
 			allow = selects(a, "metadata.name", in.Name)
 		case sub == "status" && own && (verb == "get" || verb == "update" || verb == "patch"):
+			allow = true
+		case sub == wire.TunnelSubresource && own && verb == "create":
 			allow = true
 		}
 	case "coordination.k8s.io/leases":
