@@ -34,7 +34,9 @@ func wavesService(bake int32) *ecsv1alpha1.Service {
 }
 
 // storeOf is the store number of a task's instance.
-func storeOf(task *ecsv1alpha1.Task) string { return strings.TrimPrefix(task.Spec.ContainerInstance, "store-") }
+func storeOf(task *ecsv1alpha1.Task) string {
+	return strings.TrimPrefix(task.Spec.ContainerInstance, "store-")
+}
 
 // TestWavesRollStoreByStore rolls a new revision over 6 stores, 2 at a time with a bake time: each
 // wave's tasks start only after the previous wave's tasks ran for the bake time, in store order.
