@@ -3,10 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	goruntime "runtime"
 	"sync"
-	"time"
 
 	"k8s.io/klog/v2"
 
@@ -134,31 +132,3 @@ type engineComponent struct{ e *engine.Engine }
 
 func (engineComponent) name() string              { return "tasks" }
 func (c engineComponent) run(ctx context.Context) { c.e.Run(ctx) }
-
-// backoff is a delay that doubles, with jitter, from min up to max.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur/2 + rand.N(b.cur/2+1)
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-// sleep waits d, or returns false as soon as ctx ends.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}

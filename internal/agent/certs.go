@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/drover-dev/drover/internal/agent/backoff"
 )
 
 type renewRequest struct {
@@ -39,7 +41,7 @@ func renewAt(cert *x509.Certificate) time.Time {
 
 func (r *certRotator) run(ctx context.Context) {
 	log := klog.FromContext(ctx)
-	b := backoff{min: 5 * time.Second, max: 5 * time.Minute}
+	b := backoff.Backoff{Min: 5 * time.Second, Max: 5 * time.Minute}
 	expiredLogged := false
 	for {
 		leaf := r.conn.cert.Load().Leaf
@@ -55,16 +57,16 @@ func (r *certRotator) run(ctx context.Context) {
 					expiredLogged = true
 				}
 				log.Error(err, "Cannot renew the client certificate; trying again", "notAfter", leaf.NotAfter)
-				wait = min(b.next(), r.interval)
+				wait = min(b.Next(), r.interval)
 			} else {
-				b.reset()
+				b.Reset()
 				expiredLogged = false
 				next := r.conn.cert.Load().Leaf
 				log.Info("Renewed the client certificate", "notAfter", next.NotAfter, "renewAt", renewAt(next))
 				wait = min(r.interval, time.Until(renewAt(next)))
 			}
 		}
-		if !sleep(ctx, max(wait, time.Second)) {
+		if !backoff.Sleep(ctx, max(wait, time.Second)) {
 			return
 		}
 	}

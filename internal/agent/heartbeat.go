@@ -11,6 +11,8 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/drover-dev/drover/internal/agent/backoff"
 )
 
 // heartbeat renews the instance's Lease (same name and namespace as its ContainerInstance; the
@@ -35,7 +37,7 @@ func (h *heartbeat) leaseDuration() time.Duration {
 
 func (h *heartbeat) run(ctx context.Context) {
 	log := klog.FromContext(ctx)
-	b := backoff{min: time.Second, max: h.interval}
+	b := backoff.Backoff{Min: time.Second, Max: h.interval}
 	var lastRenewed time.Time
 	failures := 0
 	for {
@@ -48,7 +50,7 @@ func (h *heartbeat) run(ctx context.Context) {
 		if err != nil {
 			failures++
 			log.Error(err, "Cannot renew the heartbeat Lease; trying again", "failures", failures)
-			wait = b.next()
+			wait = b.Next()
 		} else {
 			now := time.Now()
 			if failures > 0 {
@@ -63,9 +65,9 @@ func (h *heartbeat) run(ctx context.Context) {
 				}
 			}
 			lastRenewed, failures = now, 0
-			b.reset()
+			b.Reset()
 		}
-		if !sleep(ctx, max(wait, 0)) {
+		if !backoff.Sleep(ctx, max(wait, 0)) {
 			return
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/internal/agent/backoff"
 	rt "github.com/drover-dev/drover/internal/agent/runtime"
 )
 
@@ -39,7 +40,7 @@ func (s *statusReporter) name() string { return "status" }
 
 func (s *statusReporter) run(ctx context.Context) {
 	log := klog.FromContext(ctx)
-	b := backoff{min: time.Second, max: s.interval}
+	b := backoff.Backoff{Min: time.Second, Max: s.interval}
 	for {
 		wait := s.interval
 		if err := s.report(ctx); err != nil {
@@ -47,9 +48,9 @@ func (s *statusReporter) run(ctx context.Context) {
 				return
 			}
 			log.Error(err, "Cannot report the instance's status; trying again")
-			wait = b.next()
+			wait = b.Next()
 		} else {
-			b.reset()
+			b.Reset()
 		}
 		t := time.NewTimer(wait)
 		select {

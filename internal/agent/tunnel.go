@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/http2"
 	"k8s.io/klog/v2"
 
+	"github.com/drover-dev/drover/internal/agent/backoff"
 	"github.com/drover-dev/drover/internal/agent/engine"
 	rt "github.com/drover-dev/drover/internal/agent/runtime"
 	"github.com/drover-dev/drover/internal/tunnel/wire"
@@ -55,7 +56,7 @@ func (t *tunnel) name() string { return "tunnel" }
 
 func (t *tunnel) run(ctx context.Context) {
 	log := klog.FromContext(ctx)
-	b := backoff{min: tunnelMinBackoff, max: tunnelMaxBackoff}
+	b := backoff.Backoff{Min: tunnelMinBackoff, Max: tunnelMaxBackoff}
 	for {
 		opened, err := t.serve(ctx)
 		if ctx.Err() != nil {
@@ -66,12 +67,12 @@ func (t *tunnel) run(ctx context.Context) {
 			t.failures++
 			log.Error(err, "Cannot open the tunnel to droverd, which carries the logs of this instance's containers; trying again", "failures", t.failures)
 		case time.Since(opened) >= tunnelStable:
-			b.reset()
+			b.Reset()
 			log.Info("The tunnel to droverd closed; opening a new one", "openFor", time.Since(opened).Round(time.Second))
 		default:
 			log.V(1).Info("The tunnel to droverd closed soon after it opened; opening a new one", "openFor", time.Since(opened).Round(time.Millisecond))
 		}
-		if !sleep(ctx, b.next()) {
+		if !backoff.Sleep(ctx, b.Next()) {
 			return
 		}
 	}

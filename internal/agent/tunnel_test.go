@@ -142,8 +142,8 @@ func TestTaskLogsTravelOverTheTunnel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts droverd and runs containers")
 	}
-	image := loggerImage(t)
-	docker := dockerClient(t)
+	image := framework.TestImage(t)
+	docker := framework.DockerClient(t)
 	srv := framework.Start(t, framework.WithoutControllers())
 	ctx := t.Context()
 	const ns = "default"
@@ -171,8 +171,8 @@ func TestTaskLogsTravelOverTheTunnel(t *testing.T) {
 	task := &ecsv1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
 		Spec: ecsv1alpha1.TaskSpec{Cluster: "prod", TaskDefinition: "web:1", TaskDefinitionRevision: "web-1", ContainerInstance: name,
 			Containers: []ecsv1alpha1.ContainerDefinition{
-				{Name: "app", Image: image, Command: []string{"app"}},
-				{Name: "sidecar", Image: image, Command: []string{"sidecar"}},
+				{Name: "app", Image: image, Command: []string{"ticker", "app"}},
+				{Name: "sidecar", Image: image, Command: []string{"ticker", "sidecar"}},
 			}}}
 	require.NoError(t, srv.Client.Create(ctx, task))
 	require.NoError(t, srv.Client.Create(ctx, &ecsv1alpha1.Task{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unplaced"},

@@ -14,7 +14,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/internal/agent/backoff"
 	rt "github.com/drover-dev/drover/internal/agent/runtime"
 )
 
@@ -348,11 +348,11 @@ func (e *Engine) ownLabels() map[string]string {
 
 // watchRuntime turns container events into passes over their tasks.
 func (e *Engine) watchRuntime(ctx context.Context) {
-	b := backoff{min: time.Second, max: 30 * time.Second}
+	b := backoff.Backoff{Min: time.Second, Max: 30 * time.Second}
 	for ctx.Err() == nil {
 		events, errs := e.cfg.Runtime.Events(ctx, e.ownLabels())
 		for ev := range events {
-			b.reset()
+			b.Reset()
 			if uid := ev.Labels[LabelTaskUID]; uid != "" {
 				switch ev.Action {
 				case "die", "start", "oom", "health_status", "destroy", "kill":
@@ -365,7 +365,7 @@ func (e *Engine) watchRuntime(ctx context.Context) {
 			return
 		}
 		klog.FromContext(ctx).V(1).Info("Container event stream ended; resubscribing", "err", err)
-		if !sleep(ctx, b.next()) {
+		if !backoff.Sleep(ctx, b.Next()) {
 			return
 		}
 	}
@@ -376,29 +376,3 @@ func taskKey(t *ecsv1alpha1.Task) types.NamespacedName {
 	return types.NamespacedName{Namespace: t.Namespace, Name: t.Name}
 }
 
-// backoff is a doubling delay.
-type backoff struct{ min, max, cur time.Duration }
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/internal/agent/backoff"
 )
 
 // watchTasks keeps e.api up to date with the Tasks bound to this instance: a list, then a watch
@@ -21,7 +22,7 @@ import (
 // last known Tasks and the engine keeps running them.
 func (e *Engine) watchTasks(ctx context.Context) {
 	log := klog.FromContext(ctx)
-	b := backoff{min: time.Second, max: 30 * time.Second}
+	b := backoff.Backoff{Min: time.Second, Max: 30 * time.Second}
 	sel := client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("spec.containerInstance", e.cfg.ContainerInstance)}
 	for ctx.Err() == nil {
 		rv, err := e.listTasks(ctx, sel)
@@ -30,15 +31,15 @@ func (e *Engine) watchTasks(ctx context.Context) {
 				return
 			}
 			log.V(1).Info("Cannot list this instance's tasks; trying again", "err", err)
-			if !sleep(ctx, b.next()) {
+			if !backoff.Sleep(ctx, b.Next()) {
 				return
 			}
 			continue
 		}
-		b.reset()
+		b.Reset()
 		if err := e.watchFrom(ctx, sel, rv); err != nil && ctx.Err() == nil {
 			log.V(1).Info("Task watch ended; listing again", "err", err)
-			if !sleep(ctx, b.next()) {
+			if !backoff.Sleep(ctx, b.Next()) {
 				return
 			}
 		}

@@ -21,6 +21,7 @@ limitations under the License.
 //	testapp probe URL      GET URL with a 2s timeout; exit 0 on 2xx, else 1 (for HEALTHCHECK CMD)
 //	testapp exit N         exit with code N at once
 //	testapp sleep DURATION sleep, then exit 0 (also on SIGTERM)
+//	testapp ticker NAME    greet on stdout then stderr, then "tick N" every 100 ms until SIGTERM
 //
 // Any other arguments also start the server, which reports them in GET /.
 //
@@ -62,6 +63,8 @@ func main() {
 		}
 		fmt.Printf("exiting with code %d\n", code)
 		os.Exit(code)
+	case "ticker":
+		ticker(arg(args, 1))
 	case "sleep":
 		d, err := time.ParseDuration(arg(args, 1))
 		if err != nil {
@@ -237,4 +240,28 @@ func logRequests(h http.Handler) http.Handler {
 		h.ServeHTTP(sw, r)
 		fmt.Printf("%s %s %d\n", r.Method, r.URL.RequestURI(), sw.status)
 	})
+}
+
+// ticker greets on stdout and then on stderr, naming itself after name, then writes "tick N" to
+// stdout every 100 ms until SIGTERM: output for log tests.
+func ticker(name string) {
+	if name == "" {
+		name = "app"
+	}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	fmt.Printf("hello from %s on stdout\n", name)
+	time.Sleep(100 * time.Millisecond)
+	fmt.Fprintf(os.Stderr, "hello from %s on stderr\n", name)
+	time.Sleep(100 * time.Millisecond)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for i := 1; ; i++ {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			fmt.Printf("tick %d\n", i)
+		}
+	}
 }
