@@ -375,4 +375,3 @@ func (e *Engine) watchRuntime(ctx context.Context) {
 func taskKey(t *ecsv1alpha1.Task) types.NamespacedName {
 	return types.NamespacedName{Namespace: t.Namespace, Name: t.Name}
 }
-
