@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Fails when generated code or manifests differ from what `make generate manifests` produces from
-# the sources in the working tree. Leaves the tree as it found it.
+# Fails when Go files are not gofmt-formatted, or when generated code or manifests differ from what
+# `make generate manifests` produces from the sources in the working tree. Leaves the tree as it
+# found it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))
+if [ -n "$unformatted" ]; then
+  echo "not gofmt-formatted (run gofmt -w on them):" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
 paths=(apis config internal/apiserver/openapi)
 snapshot=$(mktemp -d)
 trap 'rm -rf "$snapshot"' EXIT
