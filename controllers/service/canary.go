@@ -37,6 +37,9 @@ func inCanary(svc *ecsv1alpha1.Service, revision string, tasks []ecsv1alpha1.Tas
 	if d := deploymentOf(svc, revision); d != nil && (d.CanaryPromotedAt != nil || d.RolloutState == ecsv1alpha1.RolloutStateCompleted) {
 		return false
 	}
+	if promotedByTasks(tasks, revision) {
+		return false
+	}
 	for i := range tasks {
 		if t := &tasks[i]; active(t) && t.Spec.TaskDefinitionRevision != revision {
 			return true
@@ -77,6 +80,8 @@ func (r *Reconciler) reconcileCanary(ctx context.Context, s *scope) (ctrl.Result
 	}
 	want := int(c.Count)
 	if len(canaries) < want {
+		s.startingCanary = true
+		defer func() { s.startingCanary = false }()
 		for _, slot := range slotPlan(s.tasks, s.revision.Name, want-len(canaries)) {
 			if err := r.createTask(ctx, s, slot[0], slot[1], ""); err != nil {
 				return ctrl.Result{}, true, err
@@ -104,4 +109,26 @@ func (r *Reconciler) reconcileCanary(ctx context.Context, s *scope) (ctrl.Result
 	r.Recorder.Eventf(s.svc, "Normal", "CanaryPromoted",
 		"(service %s) promoted the canary of deployment %s after %s; replacing the other tasks.", s.svc.Name, s.revision.Name, bakeTime(c))
 	return ctrl.Result{}, false, nil
+}
+
+// LabelCanary marks the tasks a deployment started as its canary.
+const LabelCanary = "ecs.drover.dev/canary"
+
+// promotedByTasks tells whether the deployment of revision has promoted its canary, from its tasks:
+// it has canary tasks and tasks started after them, which only a promotion starts. The tasks say
+// so even when the status the pass read is stale.
+func promotedByTasks(tasks []ecsv1alpha1.Task, revision string) bool {
+	canary, other := false, false
+	for i := range tasks {
+		t := &tasks[i]
+		if t.Spec.TaskDefinitionRevision != revision {
+			continue
+		}
+		if t.Labels[LabelCanary] == "true" {
+			canary = true
+		} else {
+			other = true
+		}
+	}
+	return canary && other
 }

@@ -66,6 +66,7 @@ func TestCanaryIsHeldThenPromoted(t *testing.T) {
 		canary = news[0]
 		return true
 	}, 30*time.Second, 50*time.Millisecond, "one canary task runs")
+	require.Equal(t, "true", canary.Labels["ecs.drover.dev/canary"], "the canary task is marked")
 	bakedAt := canary.Status.StartedAt.Add(bake * time.Second)
 
 	// While it bakes, the old tasks are untouched and no other new task starts.

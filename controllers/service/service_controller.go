@@ -83,6 +83,8 @@ type scope struct {
 	wave *wave
 	// promoted is set in the pass that promotes the deployment's canary.
 	promoted bool
+	// startingCanary is set while the pass creates canary tasks.
+	startingCanary bool
 }
 
 // Reconcile observes the service's tasks afresh and makes the count right.
@@ -366,6 +368,9 @@ func (r *Reconciler) createTask(ctx context.Context, s *scope, slot, attempt int
 			StartedBy:            "ecs-svc/" + deploymentID(rev),
 			Group:                "service:" + svc.Name,
 		},
+	}
+	if s.startingCanary {
+		task.Labels[LabelCanary] = "true"
 	}
 	if s.wave != nil && s.wave.constraint.Expression != "" {
 		task.Spec.PlacementConstraints = append(task.Spec.PlacementConstraints, s.wave.constraint)

@@ -31,7 +31,9 @@ func (r *Reconciler) patchStatus(ctx context.Context, before *ecsv1alpha1.Servic
 	if apiequality.Semantic.DeepEqual(before.Status, svc.Status) {
 		return nil
 	}
-	return client.IgnoreNotFound(r.Status().Patch(ctx, svc, client.MergeFrom(before)))
+	// Conditional on the resourceVersion the pass read: status carries what the controller
+	// remembers (failed deployments, a promoted canary), which a write from a stale cache would lose.
+	return client.IgnoreNotFound(r.Status().Patch(ctx, svc, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})))
 }
 
 // computeStatus fills in counts, deployments and conditions.
@@ -100,7 +102,7 @@ func deployments(svc *ecsv1alpha1.Service, s *scope, now metav1.Time) []ecsv1alp
 	}
 	primary := get(s.revision.Name)
 	primary.Status = ecsv1alpha1.DeploymentStatusPrimary
-	if s.promoted && primary.CanaryPromotedAt == nil {
+	if primary.CanaryPromotedAt == nil && (s.promoted || promotedByTasks(s.tasks, s.revision.Name)) {
 		primary.CanaryPromotedAt = &now
 	}
 	primary.DesiredCount = s.desired

@@ -291,7 +291,7 @@ func TestAgentRestartAndOutageKeepTasksRunning(t *testing.T) {
 	p := framework.StartProcess(t, o)
 	c, ctx := p.Client, t.Context()
 	require.NoError(t, c.Create(ctx, &ecsv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "edge", Namespace: "default"}}))
-	h := joinHost(t, p, "edge")
+	h := joinHost(t, p, "edge", "--task-cleanup-delay", "3s")
 
 	// The app exits with code 2 after 62 s; the restartPolicy restarts it once it ran 60 s.
 	task := runTask(t, c, "edge", "resilient", ecsv1alpha1.ContainerDefinition{
@@ -340,6 +340,12 @@ func TestAgentRestartAndOutageKeepTasksRunning(t *testing.T) {
 	require.Equal(t, ecsv1alpha1.TaskStateRunning, task.Status.LastStatus)
 	require.Equal(t, id, task.Status.Containers[0].RuntimeID, "restarted in place: the same container")
 	require.True(t, inspect(t, docker, id).State.Running, "nothing that should run was killed on reconnection")
+
+	// Stopped, the task's container is removed after --task-cleanup-delay.
+	stopTask(t, c, task)
+	waitTask(t, c, task.Name, "STOPPED", time.Minute, stopped)
+	require.Eventually(t, func() bool { return countContainers() == 0 }, time.Minute, 200*time.Millisecond,
+		"the stopped task's container is removed after the cleanup delay")
 }
 
 func inspect(t *testing.T, docker *client.Client, id string) container.InspectResponse {
