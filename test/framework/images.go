@@ -78,15 +78,29 @@ func DockerClient(t testing.TB) *client.Client {
 func TestImage(t testing.TB) string {
 	t.Helper()
 	c := DockerClient(t)
-	testImageOnce.Do(func() { testImageRef, testImageErr = buildTestImage(c) })
+	testImageOnce.Do(func() { testImageRef, testImageErr = buildTestImage(context.Background(), c) })
 	if testImageErr != nil {
 		t.Fatal(testImageErr)
 	}
 	return testImageRef
 }
 
-func buildTestImage(c *client.Client) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// BuildTestImage builds the test image as TestImage does, for programs that are not tests (the
+// benchmarks): with the Docker Engine at DOCKER_HOST (or the default socket), not at all when the
+// engine already has the image, and from the drover module around the working directory. It
+// returns the image's reference. Unlike TestImage, it looks for the image (and builds it when
+// missing) on every call.
+func BuildTestImage(ctx context.Context) (string, error) {
+	c, err := client.New(client.FromEnv)
+	if err != nil {
+		return "", fmt.Errorf("creating a Docker client (check DOCKER_HOST and the other DOCKER_* variables): %w", err)
+	}
+	defer c.Close()
+	return buildTestImage(ctx, c)
+}
+
+func buildTestImage(parent context.Context, c *client.Client) (string, error) {
+	ctx, cancel := context.WithTimeout(parent, 30*time.Second)
 	defer cancel()
 	v, err := c.ServerVersion(ctx, client.ServerVersionOptions{})
 	if err != nil {
@@ -113,7 +127,7 @@ func buildTestImage(c *client.Client) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bctx, bcancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	bctx, bcancel := context.WithTimeout(parent, 5*time.Minute)
 	defer bcancel()
 	res, err := c.ImageBuild(bctx, buildCtx, client.ImageBuildOptions{
 		Tags:        []string{ref},
