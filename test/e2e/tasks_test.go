@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/assert"
@@ -291,7 +292,9 @@ func TestAgentRestartAndOutageKeepTasksRunning(t *testing.T) {
 	p := framework.StartProcess(t, o)
 	c, ctx := p.Client, t.Context()
 	require.NoError(t, c.Create(ctx, &ecsv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "edge", Namespace: "default"}}))
-	h := joinHost(t, p, "edge", "--task-cleanup-delay", "3s")
+	reg := framework.StartRegistry(t, framework.RegistryOptions{})
+	pulledRef := reg.Push(t, image, "drover/collectable:1")
+	h := joinHost(t, p, "edge", "--task-cleanup-delay", "3s", "--image-cleanup-interval", "1s", "--image-minimum-age", "1s")
 
 	// The app exits with code 2 after 62 s; the restartPolicy restarts it once it ran 60 s.
 	task := runTask(t, c, "edge", "resilient", ecsv1alpha1.ContainerDefinition{
@@ -346,6 +349,19 @@ func TestAgentRestartAndOutageKeepTasksRunning(t *testing.T) {
 	waitTask(t, c, task.Name, "STOPPED", time.Minute, stopped)
 	require.Eventually(t, func() bool { return countContainers() == 0 }, time.Minute, 200*time.Millisecond,
 		"the stopped task's container is removed after the cleanup delay")
+
+	// An image the agent pulled is removed once no container uses it; the ones it did not pull stay.
+	pulled := runTask(t, c, "edge", "pulled", ecsv1alpha1.ContainerDefinition{Image: pulledRef, Memory: ptr.To[int32](32)})
+	waitTask(t, c, pulled.Name, "RUNNING", 2*time.Minute, running)
+	_, err := docker.ImageInspect(ctx, pulledRef)
+	require.NoError(t, err, "the agent pulled the image")
+	stopTask(t, c, pulled)
+	require.Eventually(t, func() bool {
+		_, err := docker.ImageInspect(ctx, pulledRef)
+		return cerrdefs.IsNotFound(err)
+	}, time.Minute, 200*time.Millisecond, "the unused image the agent pulled is removed")
+	_, err = docker.ImageInspect(ctx, image)
+	require.NoError(t, err, "an image the agent did not pull is never removed")
 }
 
 func inspect(t *testing.T, docker *client.Client, id string) container.InspectResponse {
