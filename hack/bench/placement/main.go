@@ -14,39 +14,28 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/drover-dev/drover/hack/bench/internal/procinfo"
 	"math"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/hack/bench/internal/harness"
+	"github.com/drover-dev/drover/hack/bench/internal/procinfo"
 )
 
 const (
@@ -141,16 +130,8 @@ type result struct {
 	perInstance   [2]int // fewest and most Tasks on an instance
 	overcommitted int
 	profile       string
-	controllers   []controllerLoad
+	controllers   []harness.ControllerLoad
 	writeLatency  []time.Duration // sequential PATCHes of one Task after the run
-}
-
-// controllerLoad is what one controller did between the first create and the last placement.
-type controllerLoad struct {
-	name      string
-	passes    float64
-	busy      time.Duration // total reconcile time
-	queueWait time.Duration // average time a request waited in the queue
 }
 
 func run(f flags, strategies []ecsv1alpha1.PlacementStrategy) error {
@@ -177,32 +158,19 @@ func run(f flags, strategies []ecsv1alpha1.PlacementStrategy) error {
 		}
 	}
 
-	d, err := startDroverd(bin, dir, f.profileDir != "", f.readyTimeout)
+	d, err := harness.StartDroverd(bin, dir, f.profileDir != "", f.readyTimeout)
 	if err != nil {
 		return err
 	}
-	defer d.stop()
-	logf("droverd ready (pid %d)", d.cmd.Process.Pid)
+	defer d.Stop()
+	logf("droverd ready (pid %d)", d.PID())
 
-	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dir, "admin.kubeconfig"))
-	if err != nil {
-		return fmt.Errorf("loading admin kubeconfig: %w", err)
-	}
-	cfg.QPS, cfg.Burst = -1, 0 // no client-side rate limit
-	cfg.Timeout = time.Minute
-	cfg.UserAgent = "drover-bench-placement"
-	scheme := kruntime.NewScheme()
-	for _, add := range []func(*kruntime.Scheme) error{ecsv1alpha1.AddToScheme, coordinationv1.AddToScheme, corev1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			return err
-		}
-	}
-	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	cfg, c, err := harness.Connect(dir, "drover-bench-placement")
 	if err != nil {
 		return err
 	}
 	ctx := context.Background()
-	r := &result{machine: machine(), loadBefore: procinfo.LoadAvg()}
+	r := &result{machine: harness.Machine(), loadBefore: procinfo.LoadAvg()}
 
 	// The task definition's first revision appearing shows the controllers have started.
 	td := &ecsv1alpha1.TaskDefinition{
@@ -218,7 +186,7 @@ func run(f flags, strategies []ecsv1alpha1.PlacementStrategy) error {
 		return fmt.Errorf("creating Cluster: %w", err)
 	}
 	rev := &ecsv1alpha1.TaskDefinitionRevision{}
-	if err := poll(ctx, 2*time.Minute, func() (bool, error) {
+	if err := harness.Poll(ctx, 2*time.Minute, func() (bool, error) {
 		err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: family + "-1"}, rev)
 		return err == nil, client.IgnoreNotFound(err)
 	}); err != nil {
@@ -226,13 +194,21 @@ func run(f flags, strategies []ecsv1alpha1.PlacementStrategy) error {
 	}
 	logf("controllers running: revision %s exists", rev.Name)
 
-	// Every task reserves 16 CPU units and 64 MiB; each instance has room for all of them.
+	// Every task reserves 16 CPU units and 64 MiB; each instance has room for all of them. Each
+	// heartbeat Lease is renewed until after the run, so no heartbeat traffic competes with placement.
 	logf("registering %d ContainerInstances with %d workers", f.instances, f.workers)
 	t0 := time.Now()
-	if err := registerInstances(ctx, c, f.instances, f.workers, f.tasks, f.timeout+10*time.Minute); err != nil {
+	if err := harness.RegisterInstances(ctx, c, harness.Instances{
+		Namespace: namespace, Cluster: cluster, Count: f.instances, Workers: f.workers,
+		CPU: int32(min(16*f.tasks, math.MaxInt32)), Memory: int32(min(64*f.tasks, math.MaxInt32)),
+		AgentVersion: "0.1.0-bench", RenewTime: time.Now().Add(f.timeout + 10*time.Minute),
+		Attributes: func(i int) []ecsv1alpha1.Attribute {
+			return []ecsv1alpha1.Attribute{{Name: "store", Value: fmt.Sprintf("s%03d", i%100)}}
+		},
+	}); err != nil {
 		return err
 	}
-	if err := waitConnected(ctx, c, f.instances); err != nil {
+	if err := harness.WaitConnected(ctx, c, namespace, f.instances); err != nil {
 		return err
 	}
 	r.instanceSetup = time.Since(t0)
@@ -244,19 +220,19 @@ func run(f flags, strategies []ecsv1alpha1.PlacementStrategy) error {
 	}
 	defer w.stop()
 
-	raw, err := rawClient(cfg)
+	raw, err := harness.RawClient(cfg)
 	if err != nil {
 		return err
 	}
-	metrics0, err := scrape(ctx, raw)
+	metrics0, err := harness.Scrape(ctx, raw)
 	if err != nil {
 		return err
 	}
-	var prof profile
+	var prof harness.Profile
 	if f.profileDir != "" {
-		prof.start(ctx, raw, filepath.Join(f.profileDir, "placement.cpu.pprof"), f.profileSecs)
+		prof.Start(ctx, raw, filepath.Join(f.profileDir, "placement.cpu.pprof"), f.profileSecs, logf)
 	}
-	cpu0, _ := procinfo.CPUTime(d.cmd.Process.Pid)
+	cpu0, _ := procinfo.CPUTime(d.PID())
 	logf("creating %d Tasks (%s) with %d workers", f.tasks, map[bool]string{false: "spec.taskDefinition only", true: "pre-resolved"}[f.resolved], f.workers)
 	start := time.Now()
 	w.setStart(start)
@@ -270,18 +246,18 @@ func run(f flags, strategies []ecsv1alpha1.PlacementStrategy) error {
 	if err := w.wait(start.Add(f.timeout)); err != nil {
 		return err
 	}
-	cpu1, _ := procinfo.CPUTime(d.cmd.Process.Pid)
-	metrics1, err := scrape(ctx, raw)
+	cpu1, _ := procinfo.CPUTime(d.PID())
+	metrics1, err := harness.Scrape(ctx, raw)
 	if err != nil {
 		return err
 	}
-	r.controllers = controllerLoads(metrics0, metrics1)
+	r.controllers = harness.ControllerLoads(metrics0, metrics1)
 	r.total = w.lastPlaced.Sub(start)
 	r.cores = (cpu1 - cpu0).Seconds() / time.Since(start).Seconds()
-	r.rss = readRSS(d.cmd.Process.Pid)
+	r.rss = harness.ReadRSS(d.PID())
 	r.firstPlaced, r.perSecond, r.latency, r.resolveLat, r.lastResolved = w.summary()
 	logf("all %d Tasks placed %s after the first create", f.tasks, r.total.Round(time.Millisecond))
-	r.profile = prof.wait()
+	r.profile = prof.Wait()
 	r.loadAfter = procinfo.LoadAvg()
 
 	if r.perInstance, r.overcommitted, err = checkPlacement(ctx, c, f.tasks); err != nil {
@@ -298,167 +274,11 @@ func run(f flags, strategies []ecsv1alpha1.PlacementStrategy) error {
 	return nil
 }
 
-// droverd is the droverd child process.
-type droverd struct {
-	cmd    *exec.Cmd
-	exited chan error
-	log    *os.File
-}
-
-func startDroverd(bin, dir string, profiling bool, timeout time.Duration) (*droverd, error) {
-	ports, err := procinfo.FreePorts(3)
-	if err != nil {
-		return nil, err
-	}
-	logFile, err := os.Create(dir + ".log")
-	if err != nil {
-		return nil, err
-	}
-	args := []string{
-		"--data-dir", dir, "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(ports[0]),
-		"--etcd-client-port", strconv.Itoa(ports[1]), "--etcd-peer-port", strconv.Itoa(ports[2]),
-		"--controllers=true",
-	}
-	if profiling {
-		args = append(args, "--profiling")
-	}
-	d := &droverd{cmd: exec.Command(bin, args...), exited: make(chan error, 1), log: logFile}
-	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
-	if err := d.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting droverd: %w", err)
-	}
-	go func() { d.exited <- d.cmd.Wait() }()
-	if err := waitReady(fmt.Sprintf("https://127.0.0.1:%d", ports[0]), dir, timeout, d.exited); err != nil {
-		d.stop()
-		return nil, fmt.Errorf("%w\ndroverd log: %s", err, tailFile(logFile.Name(), 3000))
-	}
-	return d, nil
-}
-
-// stop sends SIGTERM and waits up to a minute before killing droverd.
-func (d *droverd) stop() {
-	defer d.log.Close()
-	if d.cmd.ProcessState != nil {
-		return
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(time.Minute):
-		_ = d.cmd.Process.Kill()
-		<-d.exited
-	}
-}
-
-// waitReady polls url/readyz, trusting the CA droverd writes to dataDir/pki/ca.crt.
-func waitReady(url, dataDir string, timeout time.Duration, exited <-chan error) error {
-	deadline := time.Now().Add(timeout)
-	var hc *http.Client
-	last := "no answer"
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("droverd exited before it was ready: %v", err)
-		default:
-		}
-		if hc == nil {
-			if ca, err := os.ReadFile(filepath.Join(dataDir, "pki", "ca.crt")); err == nil {
-				pool := x509.NewCertPool()
-				if pool.AppendCertsFromPEM(ca) {
-					hc = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-				}
-			}
-		}
-		if hc != nil {
-			resp, err := hc.Get(url + "/readyz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return nil
-				}
-				last = resp.Status
-			} else {
-				last = err.Error()
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("droverd at %s not ready after %s: %s", url, timeout, last)
-}
-
-// registerInstances creates n ContainerInstances, each with a heartbeat Lease renewed until after the
-// run (so no heartbeat traffic competes with placement) and a status that reports the agent connected
-// with room for all the Tasks.
-func registerInstances(ctx context.Context, c client.Client, n, workers, tasks int, leaseFor time.Duration) error {
-	renew := metav1.NewMicroTime(time.Now().Add(leaseFor))
-	cpu, memory := int32(min(16*tasks, math.MaxInt32)), int32(min(64*tasks, math.MaxInt32))
-	return parallel(n, workers, func(i int) error {
-		name := instanceName(i)
-		lease := &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
-			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To[int32](10), RenewTime: &renew},
-		}
-		if err := c.Create(ctx, lease); err != nil {
-			return fmt.Errorf("creating Lease %s: %w", name, err)
-		}
-		ci := &ecsv1alpha1.ContainerInstance{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
-			Spec: ecsv1alpha1.ContainerInstanceSpec{Cluster: cluster,
-				Attributes: []ecsv1alpha1.Attribute{{Name: "store", Value: fmt.Sprintf("s%03d", i%100)}}},
-		}
-		if err := c.Create(ctx, ci); err != nil {
-			return fmt.Errorf("creating ContainerInstance %s: %w", name, err)
-		}
-		now := metav1.Now()
-		res := &ecsv1alpha1.InstanceResources{CPU: cpu, Memory: memory}
-		ci.Status = ecsv1alpha1.ContainerInstanceStatus{
-			AgentConnected: true, AgentVersion: "0.1.0-bench", OSType: "linux", CPUArchitecture: "x86_64",
-			RegisteredAt: &now, LastHeartbeatTime: &now, RegisteredResources: res, RemainingResources: res.DeepCopy(),
-			Attributes: []ecsv1alpha1.Attribute{{Name: "ecs.os-type", Value: "linux"}, {Name: "ecs.cpu-architecture", Value: "x86_64"}},
-		}
-		// The containerinstance controller may write the status first (from the Lease); retry on conflict.
-		for {
-			err := c.Status().Update(ctx, ci)
-			if !apierrors.IsConflict(err) {
-				if err != nil {
-					return fmt.Errorf("reporting ContainerInstance %s: %w", name, err)
-				}
-				return nil
-			}
-			st := ci.Status
-			if err := c.Get(ctx, client.ObjectKeyFromObject(ci), ci); err != nil {
-				return err
-			}
-			st.Conditions = ci.Status.Conditions
-			ci.Status = st
-		}
-	})
-}
-
-func instanceName(i int) string { return fmt.Sprintf("host-%05d", i) }
-
-// waitConnected waits until every instance reports agentConnected.
-func waitConnected(ctx context.Context, c client.Client, n int) error {
-	return poll(ctx, 2*time.Minute, func() (bool, error) {
-		list := &ecsv1alpha1.ContainerInstanceList{}
-		if err := c.List(ctx, list, client.InNamespace(namespace)); err != nil {
-			return false, err
-		}
-		connected := 0
-		for _, ci := range list.Items {
-			if ci.Status.AgentConnected && ci.Status.RegisteredResources != nil {
-				connected++
-			}
-		}
-		return connected == n, nil
-	})
-}
-
 // createTasks creates the Tasks with f.workers concurrent clients, telling w when each was created,
 // and returns when the last create was answered.
 func createTasks(ctx context.Context, c client.Client, f flags, rev *ecsv1alpha1.TaskDefinitionRevision,
 	strategies []ecsv1alpha1.PlacementStrategy, w *watcher) (time.Time, error) {
-	err := parallel(f.tasks, f.workers, func(i int) error {
+	err := harness.Parallel(f.tasks, f.workers, func(i int) error {
 		task := &ecsv1alpha1.Task{
 			ObjectMeta: metav1.ObjectMeta{Name: taskName(i), Namespace: namespace, Labels: map[string]string{"app": "bench"}},
 			Spec: ecsv1alpha1.TaskSpec{Cluster: cluster, TaskDefinition: family, StartedBy: "bench",
@@ -684,61 +504,6 @@ func checkPlacement(ctx context.Context, c client.Client, n int) ([2]int, int, e
 	return [2]int{slices.Min(counts), slices.Max(counts)}, over, nil
 }
 
-// metrics are droverd's /metrics samples: the series (name and labels, as printed) to its value.
-type metrics map[string]float64
-
-func scrape(ctx context.Context, raw rest.Interface) (metrics, error) {
-	body, err := raw.Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reading /metrics: %w", err)
-	}
-	m := metrics{}
-	for line := range strings.SplitSeq(string(body), "\n") {
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			m[line[:i]] = v
-		}
-	}
-	return m, nil
-}
-
-// sum adds the series of metric name whose labels include label.
-func (m metrics) sum(name, label string) float64 {
-	total := 0.0
-	for series, v := range m {
-		if rest, ok := strings.CutPrefix(series, name+"{"); ok && strings.Contains(rest, label) {
-			total += v
-		}
-	}
-	return total
-}
-
-// controllerLoads compares two scrapes: each controller's passes and time inside Reconcile. (The
-// workqueue metrics of the controllers are not served: the API server's workqueue series of the same
-// names take their place.)
-func controllerLoads(before, after metrics) []controllerLoad {
-	var out []controllerLoad
-	for _, name := range []string{"placement", "task", "cluster", "containerinstance", "service", "taskdefinition"} {
-		ctl := fmt.Sprintf("controller=%q", name)
-		delta := func(metric, label string) float64 { return after.sum(metric, label) - before.sum(metric, label) }
-		l := controllerLoad{
-			name:   name,
-			passes: delta("controller_runtime_reconcile_total", ctl),
-			busy:   time.Duration(delta("controller_runtime_reconcile_time_seconds_sum", ctl) * float64(time.Second)),
-		}
-		if l.passes > 0 {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // probeWrites times n sequential PATCHes of one Task's labels: the round trip a controller that
 // writes one object at a time waits for on every write.
 func probeWrites(ctx context.Context, c client.Client, n int) ([]time.Duration, error) {
@@ -757,119 +522,6 @@ func probeWrites(ctx context.Context, c client.Client, n int) ([]time.Duration, 
 	}
 	return out, nil
 }
-
-// profile fetches a CPU profile from droverd's /debug/pprof while the Tasks are placed.
-type profile struct {
-	done chan string
-}
-
-func (p *profile) start(ctx context.Context, raw rest.Interface, file string, secs int) {
-	p.done = make(chan string, 1)
-	go func() {
-		body, err := raw.Get().AbsPath("/debug/pprof/profile").Param("seconds", strconv.Itoa(secs)).Timeout(time.Duration(secs+60) * time.Second).DoRaw(ctx)
-		if err != nil {
-			logf("fetching CPU profile: %v", err)
-			p.done <- ""
-			return
-		}
-		if err := os.WriteFile(file, body, 0o644); err != nil {
-			logf("writing %s: %v", file, err)
-			p.done <- ""
-			return
-		}
-		p.done <- file
-	}()
-}
-
-func (p *profile) wait() string {
-	if p.done == nil {
-		return ""
-	}
-	return <-p.done
-}
-
-// rawClient returns a REST client for paths such as /metrics; it has no overall timeout, so that a
-// long CPU profile can be fetched.
-func rawClient(cfg *rest.Config) (rest.Interface, error) {
-	cfg = rest.CopyConfig(cfg)
-	cfg.Timeout = 0
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return cs.CoreV1().RESTClient(), nil
-}
-
-// parallel runs fn(0..n-1) on workers goroutines and returns the first error.
-func parallel(n, workers int, fn func(i int) error) error {
-	var next atomic.Int64
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for range min(workers, n) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := fn(i); err != nil {
-					once.Do(func() { firstErr = err })
-					next.Store(int64(n)) // stop handing out work
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return firstErr
-}
-
-func poll(ctx context.Context, timeout time.Duration, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := cond()
-		if err != nil || ok {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s", timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func tailFile(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	return string(b[max(0, len(b)-n):])
-}
-
-// quantile is the q-quantile (nearest rank) of xs.
-func quantile[T int | time.Duration](xs []T, q float64) T {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[max(0, min(len(s)-1, int(math.Ceil(q*float64(len(s))))-1))]
-}
-
-func ms(d time.Duration) string {
-	if d >= 10*time.Second {
-		return fmt.Sprintf("%.1f s", d.Seconds())
-	}
-	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
-}
-
-// msf prints a duration in milliseconds with one decimal.
-func msf(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 
 func (r *result) markdown(f flags) string {
 	var b strings.Builder
@@ -892,35 +544,35 @@ func (r *result) markdown(f flags) string {
 	w("")
 	w("| figure | value |")
 	w("| --- | --- |")
-	w("| register and connect %d instances | %s |", f.instances, ms(r.instanceSetup))
-	w("| create %d Tasks | %s (%.0f creates/s) |", f.tasks, ms(r.createWall), float64(f.tasks)/r.createWall.Seconds())
+	w("| register and connect %d instances | %s |", f.instances, harness.Ms(r.instanceSetup))
+	w("| create %d Tasks | %s (%.0f creates/s) |", f.tasks, harness.Ms(r.createWall), float64(f.tasks)/r.createWall.Seconds())
 	if !f.resolved {
-		w("| first create to last Task resolved | %s |", ms(r.lastResolved))
-		w("| create to resolved per Task, p50 / p90 / max | %s / %s / %s |", ms(quantile(r.resolveLat, 0.5)), ms(quantile(r.resolveLat, 0.9)), ms(slices.Max(r.resolveLat)))
+		w("| first create to last Task resolved | %s |", harness.Ms(r.lastResolved))
+		w("| create to resolved per Task, p50 / p90 / max | %s / %s / %s |", harness.Ms(harness.Quantile(r.resolveLat, 0.5)), harness.Ms(harness.Quantile(r.resolveLat, 0.9)), harness.Ms(slices.Max(r.resolveLat)))
 	}
-	w("| first create to first Task placed | %s |", ms(r.firstPlaced))
-	w("| **first create to every Task placed** | **%s** |", ms(r.total))
+	w("| first create to first Task placed | %s |", harness.Ms(r.firstPlaced))
+	w("| **first create to every Task placed** | **%s** |", harness.Ms(r.total))
 	w("| average placements/s (Tasks / total time) | %.0f |", float64(f.tasks)/r.total.Seconds())
 	w("| placements/s while placing (first to last placement) | %.0f |", float64(f.tasks)/(r.total-r.firstPlaced).Seconds())
-	w("| placements in one second, p50 / p90 / max (n=%d s) | %d / %d / %d |", len(active), quantile(active, 0.5), quantile(active, 0.9), slices.Max(active))
-	w("| create to placed per Task, p50 / p90 / p99 / max | %s / %s / %s / %s |", ms(quantile(r.latency, 0.5)), ms(quantile(r.latency, 0.9)),
-		ms(quantile(r.latency, 0.99)), ms(slices.Max(r.latency)))
+	w("| placements in one second, p50 / p90 / max (n=%d s) | %d / %d / %d |", len(active), harness.Quantile(active, 0.5), harness.Quantile(active, 0.9), slices.Max(active))
+	w("| create to placed per Task, p50 / p90 / p99 / max | %s / %s / %s / %s |", harness.Ms(harness.Quantile(r.latency, 0.5)), harness.Ms(harness.Quantile(r.latency, 0.9)),
+		harness.Ms(harness.Quantile(r.latency, 0.99)), harness.Ms(slices.Max(r.latency)))
 	w("| droverd CPU, first create to last placement | %.2f cores |", r.cores)
 	w("| droverd RSS at the end | %s |", r.rss)
 	w("| Tasks per instance, fewest / most | %d / %d |", r.perInstance[0], r.perInstance[1])
 	w("| instances holding more memory than registered | %d |", r.overcommitted)
 	w("| one PATCH of a Task, sequential, after the run, p50 / p90 (n=%d) | %s / %s |", len(r.writeLatency),
-		msf(quantile(r.writeLatency, 0.5)), msf(quantile(r.writeLatency, 0.9)))
+		harness.Msf(harness.Quantile(r.writeLatency, 0.5)), harness.Msf(harness.Quantile(r.writeLatency, 0.9)))
 	w("")
 	wall := r.total
-	w("Controllers from the first create to the last placement (%s): passes and time inside Reconcile (each runs one", ms(wall))
+	w("Controllers from the first create to the last placement (%s): passes and time inside Reconcile (each runs one", harness.Ms(wall))
 	w("worker, so one busy close to 100%% of the time is a bottleneck).")
 	w("")
 	w("| controller | passes | busy | busy / wall | average pass |")
 	w("| --- | --- | --- | --- | --- |")
 	for _, l := range r.controllers {
-		w("| %s | %.0f | %s | %.0f%% | %s |", l.name, l.passes, ms(l.busy), 100*l.busy.Seconds()/wall.Seconds(),
-			msf(time.Duration(float64(l.busy)/l.passes)))
+		w("| %s | %.0f | %s | %.0f%% | %s |", l.Name, l.Passes, harness.Ms(l.Busy), 100*l.Busy.Seconds()/wall.Seconds(),
+			harness.Msf(time.Duration(float64(l.Busy)/l.Passes)))
 	}
 	if r.profile != "" {
 		w("")
@@ -928,14 +580,3 @@ func (r *result) markdown(f flags) string {
 	}
 	return b.String()
 }
-
-// readRSS is a process's resident and peak resident memory, or "unknown".
-func readRSS(pid int) string {
-	r, err := procinfo.ReadRSS(pid)
-	if err != nil {
-		return "unknown"
-	}
-	return r.String()
-}
-
-func machine() string { return strings.Join(procinfo.Machine(), ", ") }
