@@ -50,8 +50,13 @@ func TestNamespaceLifecycle(t *testing.T) {
 	ns, err := kube.CoreV1().Namespaces().Get(ctx, "team-b", metav1.GetOptions{})
 	require.NoError(t, err)
 	require.Equal(t, corev1.NamespaceTerminating, ns.Status.Phase)
-	_, err = kube.CoordinationV1().Leases("team-b").Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "late"}}, metav1.CreateOptions{})
-	require.True(t, apierrors.IsForbidden(err), "create in a terminating namespace: %v", err)
+	// Admission reads namespaces from the watch cache, as Kubernetes' does, so a create in the
+	// moment after the delete may still pass (the namespace controller then removes it); it is
+	// refused as soon as the cache has seen the delete.
+	require.Eventually(t, func() bool {
+		_, err = kube.CoordinationV1().Leases("team-b").Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{GenerateName: "late-"}}, metav1.CreateOptions{})
+		return apierrors.IsForbidden(err)
+	}, 10*time.Second, 50*time.Millisecond, "create in a terminating namespace: %v", err)
 	require.Contains(t, err.Error(), "being terminated")
 	require.Eventually(t, func() bool {
 		l, err := kube.CoordinationV1().Leases("team-b").Get(ctx, "held", metav1.GetOptions{})
