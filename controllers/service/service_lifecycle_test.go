@@ -307,3 +307,37 @@ func TestCircuitBreakerRollsBack(t *testing.T) {
 	}
 	require.True(t, failedEvent, "an Event tells that the deployment failed")
 }
+
+// TestRollBackByRepinning: re-pinning the service to an earlier revision is a deployment like any
+// other, back to that revision's tasks.
+func TestRollBackByRepinning(t *testing.T) {
+	s, _ := setup(t, host("a"), host("b"))
+	c, ctx := s.Client, t.Context()
+	svc := newService("web", "web", 3)
+	svc.Spec.DeploymentConfiguration = &ecsv1alpha1.DeploymentConfiguration{MinimumHealthyPercent: ptr.To[int32](50)}
+	require.NoError(t, c.Create(ctx, svc))
+	waitRunning(t, c, "web", 3)
+	changeImage(t, c, "web", "example.com/web:2")
+	onRevision := func(rev string) func() bool {
+		return func() bool {
+			tasks := activeTasks(t, c, "web")
+			for _, task := range tasks {
+				if task.Spec.TaskDefinitionRevision != rev || task.Status.LastStatus != ecsv1alpha1.TaskStateRunning {
+					return false
+				}
+			}
+			return len(tasks) == 3
+		}
+	}
+	require.Eventually(t, onRevision("web-2"), time.Minute, 50*time.Millisecond, "the service follows web to web-2")
+
+	require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(svc), svc))
+	svc.Spec.TaskDefinition = "web:1"
+	require.NoError(t, c.Update(ctx, svc))
+	require.Eventually(t, onRevision("web-1"), time.Minute, 50*time.Millisecond, "re-pinned to web:1, it rolls back")
+	cur := &ecsv1alpha1.Service{}
+	require.Eventually(t, func() bool {
+		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(svc), cur))
+		return cur.Status.Deployments[0].TaskDefinitionRevision == "web-1" && cur.Status.Deployments[0].RolloutState == ecsv1alpha1.RolloutStateCompleted
+	}, 30*time.Second, 50*time.Millisecond)
+}
