@@ -317,10 +317,15 @@ func disconnectGrace(p *ecsv1alpha1.DisconnectPolicy) time.Duration {
 	return time.Duration(*p.GracePeriodSeconds) * time.Second
 }
 
-// healthyRunning reports whether a task counts towards minimumHealthyPercent: RUNNING, not
-// UNHEALTHY, and not on an instance whose tasks are being replaced for being disconnected.
+// healthyRunning reports whether a task counts towards minimumHealthyPercent: RUNNING, HEALTHY if
+// it has a health check (else not UNHEALTHY), and not on an instance whose tasks are being replaced
+// for being disconnected.
 func (r *Reconciler) healthyRunning(s *scope, t *ecsv1alpha1.Task) bool {
 	if t.Status.LastStatus != ecsv1alpha1.TaskStateRunning || t.Status.HealthStatus == ecsv1alpha1.HealthStatusUnhealthy {
+		return false
+	}
+	// A task with a health check counts only once it is HEALTHY.
+	if hasHealthCheck(t) && t.Status.HealthStatus != ecsv1alpha1.HealthStatusHealthy {
 		return false
 	}
 	if ci := s.instances[t.Spec.ContainerInstance]; ci != nil {
@@ -384,6 +389,17 @@ func (r *Reconciler) createTask(ctx context.Context, s *scope, slot, attempt int
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("started task", "task", task.Name)
 	return nil
+}
+
+// hasHealthCheck tells whether an essential container of the task has a health check, from which
+// the task's health is derived.
+func hasHealthCheck(t *ecsv1alpha1.Task) bool {
+	for _, c := range t.Spec.Containers {
+		if c.HealthCheck != nil && (c.Essential == nil || *c.Essential) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeConcurrency bounds the task writes one pass makes at once: each is a round trip to the API

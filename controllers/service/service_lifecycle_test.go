@@ -341,3 +341,69 @@ func TestRollBackByRepinning(t *testing.T) {
 		return cur.Status.Deployments[0].TaskDefinitionRevision == "web-1" && cur.Status.Deployments[0].RolloutState == ecsv1alpha1.RolloutStateCompleted
 	}, 30*time.Second, 50*time.Millisecond)
 }
+
+// TestTasksWithHealthChecksCountOnlyWhenHealthy: with a health check, a RUNNING task whose health
+// is still UNKNOWN does not count towards minimumHealthyPercent, so no old task stops for it; once
+// the new tasks report HEALTHY the rollout goes on.
+func TestTasksWithHealthChecksCountOnlyWhenHealthy(t *testing.T) {
+	s, _ := setup(t, host("a"), host("b"))
+	c, ctx := s.Client, t.Context()
+	td := &ecsv1alpha1.TaskDefinition{}
+	require.Eventually(t, func() bool {
+		require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, td))
+		return td.Status.LatestRevision == 1
+	}, 30*time.Second, 50*time.Millisecond)
+	td.Spec.ContainerDefinitions[0].HealthCheck = &ecsv1alpha1.HealthCheck{Command: []string{"CMD", "/probe"}}
+	require.NoError(t, c.Update(ctx, td))
+	require.Eventually(t, func() bool {
+		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(td), td))
+		return td.Status.LatestRevision == 2
+	}, 30*time.Second, 50*time.Millisecond)
+	svc := newService("web", "web", 2)
+	svc.Spec.DeploymentConfiguration = &ecsv1alpha1.DeploymentConfiguration{MinimumHealthyPercent: ptr.To[int32](100), MaximumPercent: ptr.To[int32](200)}
+	require.NoError(t, c.Create(ctx, svc))
+	healthy := func(rev string) {
+		t.Helper()
+		require.Eventually(t, func() bool {
+			n := 0
+			for _, task := range tasksByRevision(t, c, "web", rev) {
+				if task.Status.LastStatus != ecsv1alpha1.TaskStateRunning {
+					continue
+				}
+				if task.Status.HealthStatus != ecsv1alpha1.HealthStatusHealthy {
+					before := task.DeepCopy()
+					task.Status.HealthStatus = ecsv1alpha1.HealthStatusHealthy
+					require.NoError(t, client.IgnoreNotFound(c.Status().Patch(ctx, &task, client.MergeFrom(before))))
+				}
+				n++
+			}
+			return n == 2
+		}, 30*time.Second, 50*time.Millisecond, "two tasks of %s report HEALTHY", rev)
+	}
+	healthy("web-2")
+
+	changeImage(t, c, "web", "example.com/web:3")
+	require.Eventually(t, func() bool {
+		running := 0
+		for _, task := range tasksByRevision(t, c, "web", "web-3") {
+			if task.Status.LastStatus == ecsv1alpha1.TaskStateRunning {
+				running++
+			}
+		}
+		return running == 2
+	}, 30*time.Second, 50*time.Millisecond, "the new tasks run")
+	time.Sleep(2 * time.Second) // passes that could stop old tasks
+	for _, task := range tasksByRevision(t, c, "web", "web-2") {
+		require.Equal(t, ecsv1alpha1.TaskDesiredRunning, task.Spec.DesiredStatus, "old task %s stays while the new ones are not HEALTHY", task.Name)
+	}
+
+	healthy("web-3")
+	require.Eventually(t, func() bool {
+		for _, task := range tasksByRevision(t, c, "web", "web-2") {
+			if task.Status.LastStatus != ecsv1alpha1.TaskStateStopped {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 50*time.Millisecond, "once HEALTHY, the new tasks replace the old")
+}
