@@ -33,7 +33,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/netip"
 	"os"
@@ -52,11 +51,11 @@ import (
 	dockerclient "github.com/moby/moby/client"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/hack/bench/internal/harness"
 	"github.com/drover-dev/drover/hack/bench/internal/procinfo"
 	"github.com/drover-dev/drover/internal/agent/engine"
 	"github.com/drover-dev/drover/internal/manager"
@@ -215,16 +214,14 @@ func run(ctx context.Context, f flags) error {
 		defer os.RemoveAll(dir)
 	}
 	dataDir := filepath.Join(dir, "droverd")
-	ports, err := procinfo.FreePorts(3)
+	// Its log is dataDir.log, that is dir/droverd.log.
+	d, err := harness.StartDroverdWith(ctx, bins.droverd, dataDir, harness.Options{Timeout: f.readyTimeout, PollEvery: 100 * time.Millisecond})
 	if err != nil {
 		return err
 	}
-	d := &droverd{bin: bins.droverd, dir: dataDir, logPath: filepath.Join(dir, "droverd.log"), ports: ports}
-	if r.droverdStartup, err = d.start(ctx, f.readyTimeout); err != nil {
-		return err
-	}
-	defer d.stop()
-	logf("droverd ready in %s (pid %d)", ms(r.droverdStartup), d.cmd.Process.Pid)
+	defer d.Stop()
+	r.droverdStartup = d.Startup.Ready
+	logf("droverd ready in %s (pid %d)", ms(r.droverdStartup), d.PID())
 
 	c, wc, kubeconfig, err := adminClient(dataDir)
 	if err != nil {
@@ -439,12 +436,10 @@ func binaries(f flags) (bins, error) {
 // watch client, whose watches last as long as the server lets them.
 func adminClient(dataDir string) (c, watcher client.WithWatch, kubeconfig string, err error) {
 	kubeconfig = filepath.Join(dataDir, "admin.kubeconfig")
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	cfg, err := harness.AdminConfig(dataDir, "drover-bench")
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("loading admin kubeconfig: %w", err)
+		return nil, nil, "", err
 	}
-	cfg.QPS, cfg.Burst = -1, 0
-	cfg.UserAgent = "drover-bench"
 	if watcher, err = client.NewWithWatch(cfg, client.Options{Scheme: manager.Scheme}); err != nil {
 		return nil, nil, "", err
 	}
@@ -505,10 +500,10 @@ func waitConnected(ctx context.Context, c client.Client, name string, timeout ti
 			return nil
 		}
 		if a.exitedEarly() {
-			return fmt.Errorf("the agent exited; log %s:\n%s", a.logPath, tailFile(a.logPath, 3000))
+			return fmt.Errorf("the agent exited; log %s:\n%s", a.logPath, harness.TailFile(a.logPath, 3000))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("instance %s not connected within %s (last error %v); agent log:\n%s", name, timeout, err, tailFile(a.logPath, 3000))
+			return fmt.Errorf("instance %s not connected within %s (last error %v); agent log:\n%s", name, timeout, err, harness.TailFile(a.logPath, 3000))
 		}
 		if !sleepCtx(ctx, 100*time.Millisecond) {
 			return ctx.Err()
@@ -786,10 +781,10 @@ func (w *watcher) wait(ctx context.Context, names []string, what string, timeout
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-a.exited:
-			return fmt.Errorf("the agent exited while tasks were not %s; log %s:\n%s", what, a.logPath, tailFile(a.logPath, 3000))
+			return fmt.Errorf("the agent exited while tasks were not %s; log %s:\n%s", what, a.logPath, harness.TailFile(a.logPath, 3000))
 		case <-deadline.C:
 			return fmt.Errorf("%d tasks not %s after %s: %s; agent log:\n%s", len(missing), what, timeout,
-				strings.Join(missing, ", "), tailFile(a.logPath, 3000))
+				strings.Join(missing, ", "), harness.TailFile(a.logPath, 3000))
 		}
 	}
 }
@@ -1010,7 +1005,7 @@ func (a *agentProc) stop(timeout time.Duration) (time.Duration, error) {
 	select {
 	case <-a.exited:
 		if a.waitErr != nil {
-			return 0, fmt.Errorf("the agent exited with %v after SIGTERM; log %s:\n%s", a.waitErr, a.logPath, tailFile(a.logPath, 3000))
+			return 0, fmt.Errorf("the agent exited with %v after SIGTERM; log %s:\n%s", a.waitErr, a.logPath, harness.TailFile(a.logPath, 3000))
 		}
 		return time.Since(t0), nil
 	case <-time.After(timeout):
@@ -1020,87 +1015,14 @@ func (a *agentProc) stop(timeout time.Duration) (time.Duration, error) {
 	}
 }
 
-// droverd is the droverd child process.
-type droverd struct {
-	bin, dir, logPath string
-	ports             []int // API, etcd client, etcd peer
-	cmd               *exec.Cmd
-	exited            chan error
-	log               *os.File
-}
-
-func (d *droverd) start(ctx context.Context, timeout time.Duration) (time.Duration, error) {
-	lf, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return 0, err
-	}
-	d.log = lf
-	d.cmd = exec.Command(d.bin, "--data-dir", d.dir, "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(d.ports[0]),
-		"--etcd-client-port", strconv.Itoa(d.ports[1]), "--etcd-peer-port", strconv.Itoa(d.ports[2]), "--controllers=true")
-	d.cmd.Stdout, d.cmd.Stderr = lf, lf
-	d.exited = make(chan error, 1)
-	t0 := time.Now()
-	if err := d.cmd.Start(); err != nil {
-		lf.Close()
-		return 0, fmt.Errorf("starting droverd: %w", err)
-	}
-	go func() { d.exited <- d.cmd.Wait() }()
-	if err := framework.WaitReady(ctx, fmt.Sprintf("https://127.0.0.1:%d", d.ports[0]), d.dir, timeout, d.exited); err != nil {
-		d.stop()
-		return 0, fmt.Errorf("%w\ndroverd log (%s):\n%s", err, d.logPath, tailFile(d.logPath, 3000))
-	}
-	return time.Since(t0), nil
-}
-
-// stop sends SIGTERM and waits up to a minute for droverd to exit, then kills it.
-func (d *droverd) stop() {
-	if d.cmd == nil || d.cmd.ProcessState != nil {
-		return
-	}
-	defer d.log.Close()
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(time.Minute):
-		_ = d.cmd.Process.Kill()
-		<-d.exited
-	}
-}
-
 // sample is one reading of /proc/<pid>/status, memory in KiB.
 type sample struct {
 	rss, anon, file, hwm, threads int
 }
 
 func readStatus(pid int) (sample, error) {
-	var s sample
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return s, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-		switch k {
-		case "VmRSS":
-			s.rss = n
-		case "RssAnon":
-			s.anon = n
-		case "RssFile":
-			s.file = n
-		case "VmHWM":
-			s.hwm = n
-		case "Threads":
-			s.threads = n
-		}
-	}
-	if s.rss == 0 {
-		return s, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-	}
-	return s, nil
+	st, err := procinfo.Status(pid)
+	return sample{rss: st["VmRSS"], anon: st["RssAnon"], file: st["RssFile"], hwm: st["VmHWM"], threads: st["Threads"]}, err
 }
 
 // mappings is a process's resident memory by mapping, in KiB, from /proc/<pid>/smaps: its own
@@ -1245,40 +1167,8 @@ func commandLine() string {
 	return strings.Join(append([]string{"go run ./hack/bench/agent"}, os.Args[1:]...), " ")
 }
 
-func tailFile(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
-
-func ms(d time.Duration) string {
-	switch {
-	case d >= 10*time.Second:
-		return fmt.Sprintf("%.1f s", d.Seconds())
-	case d >= time.Second:
-		return fmt.Sprintf("%.2f s", d.Seconds())
-	case d >= 10*time.Millisecond:
-		return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
-	default:
-		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
-	}
-}
-
-// pct is the q-quantile (nearest rank) of ds.
-func pct(ds []time.Duration, q float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(math.Ceil(q*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
+// ms prints a duration; pct is the q-quantile (nearest rank) of durations.
+var ms, pct = harness.Dur, harness.Quantile[time.Duration]
 
 // durations returns to(tl) - from(tl) for every timeline.
 func durations(tls []*timeline, from, to func(*timeline) time.Time) []time.Duration {

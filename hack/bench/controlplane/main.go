@@ -9,26 +9,17 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/drover-dev/drover/hack/bench/internal/procinfo"
-	"io"
 	"io/fs"
-	"math"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,7 +28,9 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/drover-dev/drover/hack/bench/internal/harness"
+	"github.com/drover-dev/drover/hack/bench/internal/procinfo"
 )
 
 const (
@@ -135,7 +128,8 @@ func run(f flags) error {
 	r := &report{machine: procinfo.Machine(), loadBefore: procinfo.LoadAvg(), command: commandLine()}
 	logf("machine: %s", strings.Join(r.machine, "; "))
 
-	var d *droverd
+	ctx := context.Background()
+	var d *harness.Droverd
 	// Start-up: each round starts on a fresh data dir, stops, and starts again on the same dir.
 	for i := range f.starts {
 		dir, err := os.MkdirTemp("", "drover-bench-")
@@ -146,50 +140,47 @@ func run(f flags) error {
 			defer os.RemoveAll(dir)
 			defer os.Remove(dir + ".log")
 		}
-		ports, err := procinfo.FreePorts(3)
+		d, err = harness.StartDroverdWith(ctx, bin, dir, harness.Options{
+			Profiling: f.profileDir != "", NoControllers: true, Timeout: f.readyTimeout, PollEvery: 20 * time.Millisecond,
+		})
 		if err != nil {
 			return err
 		}
-		d = &droverd{bin: bin, dir: dir, ports: ports, profiling: f.profileDir != ""}
-		s, err := d.start(f.readyTimeout)
-		if err != nil {
-			return err
-		}
+		s := d.Startup
 		r.fresh = append(r.fresh, s)
-		logf("start %d/%d, fresh data dir: ready in %s", i+1, f.starts, ms(s.ready))
-		took, err := d.stop(30 * time.Second)
+		logf("start %d/%d, fresh data dir: ready in %s", i+1, f.starts, ms(s.Ready))
+		took, err := d.Shutdown(30 * time.Second)
 		if err != nil {
 			return err
 		}
 		r.stopFresh = append(r.stopFresh, took)
-		if s, err = d.start(f.readyTimeout); err != nil {
+		if err = d.Start(ctx); err != nil {
 			return err
 		}
+		s = d.Startup
 		r.existing = append(r.existing, s)
-		logf("start %d/%d, existing data dir: ready in %s", i+1, f.starts, ms(s.ready))
+		logf("start %d/%d, existing data dir: ready in %s", i+1, f.starts, ms(s.Ready))
 		if i < f.starts-1 {
-			if _, err := d.stop(30 * time.Second); err != nil {
+			if _, err := d.Shutdown(30 * time.Second); err != nil {
 				return err
 			}
 		}
 	}
-	defer d.kill()
+	defer d.Kill()
 
 	// The last droverd keeps running on its existing data dir.
 	logf("idling %s", f.idle)
 	time.Sleep(f.idle)
-	if r.idleRSS, err = procinfo.ReadRSS(d.cmd.Process.Pid); err != nil {
+	if r.idleRSS, err = procinfo.ReadRSS(d.PID()); err != nil {
 		return err
 	}
 	logf("idle RSS %s", r.idleRSS)
 
-	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(d.dir, "admin.kubeconfig"))
+	cfg, err := harness.AdminConfig(d.DataDir, "drover-bench")
 	if err != nil {
-		return fmt.Errorf("loading admin kubeconfig: %w", err)
+		return err
 	}
-	cfg.QPS, cfg.Burst = -1, 0 // no client-side rate limit
 	cfg.Timeout = 5 * time.Minute
-	cfg.UserAgent = "drover-bench"
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -200,13 +191,12 @@ func run(f flags) error {
 	}
 	raw := disc.RESTClient()
 
-	ctx := context.Background()
 	prof := profiler{raw: raw, dir: f.profileDir, secs: f.profileSecs}
 	prof.cpu(ctx, "create")
 	logf("creating %d Tasks with %d workers", f.tasks, f.workers)
-	cpu := startCPU(d.cmd.Process.Pid)
+	cpu := harness.StartCPU(d.PID())
 	r.create = createTasks(ctx, dyn, f.tasks, f.workers)
-	r.createCPU = cpu.cores()
+	r.createCPU = cpu.Cores()
 	logf("created %d Tasks in %s (%.0f/s), %d errors", r.create.ok, ms(r.create.wall), r.create.rate(), r.create.errs)
 	if r.create.errs > 0 {
 		return fmt.Errorf("%d of %d creates failed, first: %v", r.create.errs, f.tasks, r.create.firstErr)
@@ -224,7 +214,7 @@ func run(f flags) error {
 	}
 	prof.cpu(ctx, "list")
 	logf("timing %d full lists", f.listRuns)
-	cpu = startCPU(d.cmd.Process.Pid)
+	cpu = harness.StartCPU(d.PID())
 	for range f.listRuns {
 		t0 := time.Now()
 		body, err := raw.Get().AbsPath(listPath).DoRaw(ctx)
@@ -253,28 +243,29 @@ func run(f flags) error {
 			break
 		}
 	}
-	r.listCPU = cpu.cores()
+	r.listCPU = cpu.Cores()
 	if seen != f.tasks {
 		return fmt.Errorf("paginated list returned %d Tasks, want %d", seen, f.tasks)
 	}
 	prof.wait()
 	prof.heap(ctx)
 
-	if r.loadRSS, err = procinfo.ReadRSS(d.cmd.Process.Pid); err != nil {
+	if r.loadRSS, err = procinfo.ReadRSS(d.PID()); err != nil {
 		return err
 	}
 	logf("RSS after load %s", r.loadRSS)
 
 	// Restart on the data dir that now holds the Tasks.
-	if _, err := d.stop(60 * time.Second); err != nil {
+	if _, err := d.Shutdown(60 * time.Second); err != nil {
 		return err
 	}
-	r.etcdBytes = dirSize(filepath.Join(d.dir, "etcd"))
-	if r.loaded, err = d.start(f.readyTimeout); err != nil {
+	r.etcdBytes = dirSize(filepath.Join(d.DataDir, "etcd"))
+	if err = d.Start(ctx); err != nil {
 		return err
 	}
-	logf("start with %d Tasks: ready in %s", f.tasks, ms(r.loaded.ready))
-	if _, err := d.stop(60 * time.Second); err != nil {
+	r.loaded = d.Startup
+	logf("start with %d Tasks: ready in %s", f.tasks, ms(r.loaded.Ready))
+	if _, err := d.Shutdown(60 * time.Second); err != nil {
 		return err
 	}
 	r.loadAfter = procinfo.LoadAvg()
@@ -288,140 +279,6 @@ func run(f flags) error {
 		}
 	}
 	return nil
-}
-
-// droverd is one droverd child process and its data dir.
-type droverd struct {
-	bin       string
-	dir       string
-	ports     []int
-	profiling bool
-	cmd       *exec.Cmd
-	exited    chan error
-	log       *os.File
-}
-
-// startup is one measured start: from exec to the first answer on the API port, to /readyz ok, and
-// to each /readyz check first passing.
-type startup struct {
-	ready     time.Duration
-	listening time.Duration
-	checks    map[string]time.Duration
-}
-
-func (d *droverd) start(timeout time.Duration) (startup, error) {
-	var s startup
-	logFile, err := os.OpenFile(d.dir+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return s, err
-	}
-	d.log = logFile
-	args := []string{
-		"--data-dir", d.dir, "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(d.ports[0]),
-		"--etcd-client-port", strconv.Itoa(d.ports[1]), "--etcd-peer-port", strconv.Itoa(d.ports[2]),
-		"--controllers=false",
-	}
-	if d.profiling {
-		args = append(args, "--profiling")
-	}
-	d.cmd = exec.Command(d.bin, args...)
-	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
-	d.exited = make(chan error, 1)
-	t0 := time.Now()
-	if err := d.cmd.Start(); err != nil {
-		return s, fmt.Errorf("starting droverd: %w", err)
-	}
-	go func() { d.exited <- d.cmd.Wait() }()
-	s, err = waitReady(t0, fmt.Sprintf("https://127.0.0.1:%d", d.ports[0]), d.dir, timeout, d.exited)
-	if err != nil {
-		d.kill()
-		return s, fmt.Errorf("%w\ndroverd log (%s):\n%s", err, logFile.Name(), tailFile(logFile.Name(), 3000))
-	}
-	return s, nil
-}
-
-// stop sends SIGTERM and waits for droverd to exit, returning how long that took.
-func (d *droverd) stop(timeout time.Duration) (time.Duration, error) {
-	t0 := time.Now()
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	defer d.log.Close()
-	select {
-	case err := <-d.exited:
-		if err != nil {
-			return 0, fmt.Errorf("droverd exited with %v after SIGTERM; log %s:\n%s", err, d.log.Name(), tailFile(d.log.Name(), 3000))
-		}
-		return time.Since(t0), nil
-	case <-time.After(timeout):
-		_ = d.cmd.Process.Kill()
-		<-d.exited
-		return 0, fmt.Errorf("droverd did not exit within %s of SIGTERM", timeout)
-	}
-}
-
-func (d *droverd) kill() {
-	if d.cmd != nil && d.cmd.ProcessState == nil {
-		_ = d.cmd.Process.Kill()
-		select {
-		case <-d.exited:
-		case <-time.After(10 * time.Second):
-		}
-	}
-}
-
-// waitReady polls url/readyz?verbose every 20 ms, verifying the server with the CA that droverd writes
-// to dataDir/pki/ca.crt, and records when the port first answers and when each check first passes.
-func waitReady(t0 time.Time, url, dataDir string, timeout time.Duration, exited <-chan error) (startup, error) {
-	s := startup{checks: map[string]time.Duration{}}
-	deadline := t0.Add(timeout)
-	var hc *http.Client
-	var last string
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return s, fmt.Errorf("droverd exited before it was ready: %v", err)
-		default:
-		}
-		if hc == nil {
-			// The CA is written early at start; until it is complete there is nothing to verify against.
-			if ca, err := os.ReadFile(filepath.Join(dataDir, "pki", "ca.crt")); err == nil {
-				pool := x509.NewCertPool()
-				if pool.AppendCertsFromPEM(ca) {
-					hc = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-						TLSClientConfig: &tls.Config{RootCAs: pool},
-						DialContext:     (&net.Dialer{Timeout: time.Second}).DialContext,
-					}}
-				}
-			}
-		}
-		if hc != nil {
-			resp, err := hc.Get(url + "/readyz?verbose")
-			if err == nil {
-				body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-				resp.Body.Close()
-				now := time.Since(t0)
-				if s.listening == 0 {
-					s.listening = now
-				}
-				for _, line := range strings.Split(string(body), "\n") {
-					if name, ok := strings.CutPrefix(line, "[+]"); ok {
-						name, _, _ = strings.Cut(name, " ")
-						if _, seen := s.checks[name]; !seen {
-							s.checks[name] = now
-						}
-					}
-				}
-				if resp.StatusCode == http.StatusOK {
-					s.ready = now
-					return s, nil
-				}
-				last = fmt.Sprintf("%d %s", resp.StatusCode, body)
-			} else {
-				last = err.Error()
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return s, fmt.Errorf("droverd at %s not ready after %s: %s", url, timeout, last)
 }
 
 type createResult struct {
@@ -553,33 +410,6 @@ func (p *profiler) fetch(ctx context.Context, file, path, secs string) {
 	p.mu.Unlock()
 }
 
-// cpuSample is the CPU time used so far by droverd and by this process.
-type cpuSample struct {
-	pid      int
-	at       time.Time
-	server   time.Duration
-	client   time.Duration
-	serverOK bool
-}
-
-func startCPU(pid int) cpuSample {
-	s := cpuSample{pid: pid, at: time.Now()}
-	s.server, s.serverOK = procinfo.CPUTime(pid)
-	s.client, _ = procinfo.CPUTime(os.Getpid())
-	return s
-}
-
-// cores returns the average number of cores droverd and this process used since the sample.
-func (s cpuSample) cores() [2]float64 {
-	wall := time.Since(s.at).Seconds()
-	server, ok := procinfo.CPUTime(s.pid)
-	client, _ := procinfo.CPUTime(os.Getpid())
-	if !ok || !s.serverOK || wall <= 0 {
-		return [2]float64{}
-	}
-	return [2]float64{(server - s.server).Seconds() / wall, (client - s.client).Seconds() / wall}
-}
-
 func commandLine() string {
 	args := slices.Clone(os.Args[1:])
 	return "go run ./hack/bench/controlplane " + strings.Join(args, " ")
@@ -598,45 +428,16 @@ func dirSize(dir string) int64 {
 	return n
 }
 
-func tailFile(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
+// ms prints a duration; pct is the q-quantile (nearest rank) of durations.
+var ms, pct = harness.Dur, harness.Quantile[time.Duration]
 
-func ms(d time.Duration) string {
-	switch {
-	case d >= 10*time.Second:
-		return fmt.Sprintf("%.1f s", d.Seconds())
-	case d >= time.Second:
-		return fmt.Sprintf("%.2f s", d.Seconds())
-	case d >= 10*time.Millisecond:
-		return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
-	default:
-		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
-	}
-}
-
-// pct is the q-quantile (nearest rank) of ds.
-func pct(ds []time.Duration, q float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(math.Ceil(q*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
+// startup is one measured start of droverd.
+type startup = harness.Startup
 
 func readies(ss []startup) []time.Duration {
 	var ds []time.Duration
 	for _, s := range ss {
-		ds = append(ds, s.ready)
+		ds = append(ds, s.Ready)
 	}
 	return ds
 }
@@ -644,7 +445,7 @@ func readies(ss []startup) []time.Duration {
 // median returns the start-up whose time to ready is the median of ss.
 func median(ss []startup) startup {
 	s := slices.Clone(ss)
-	slices.SortFunc(s, func(a, b startup) int { return int(a.ready - b.ready) })
+	slices.SortFunc(s, func(a, b startup) int { return int(a.Ready - b.Ready) })
 	return s[(len(s)-1)/2]
 }
 
@@ -668,7 +469,7 @@ func (r *report) markdown(f flags) string {
 	w("| --- | --- |")
 	w("| start to /readyz ok, fresh data dir | %s |", spread(readies(r.fresh)))
 	w("| start to /readyz ok, existing data dir | %s |", spread(readies(r.existing)))
-	w("| start to /readyz ok, existing data dir with %d Tasks | %s |", f.tasks, ms(r.loaded.ready))
+	w("| start to /readyz ok, existing data dir with %d Tasks | %s |", f.tasks, ms(r.loaded.Ready))
 	w("| SIGTERM to exit (fresh data dir, idle) | %s |", spread(r.stopFresh))
 	w("| idle RSS, %s after ready | %s |", f.idle, r.idleRSS)
 	w("| create %d Tasks, %d workers | %.0f creates/s (%s) |", r.create.ok, f.workers, r.create.rate(), ms(r.create.wall))
@@ -688,10 +489,10 @@ func (r *report) markdown(f flags) string {
 	fresh, existing := median(r.fresh), median(r.existing)
 	w("| milestone | fresh | existing | existing, %d Tasks |", f.tasks)
 	w("| --- | --- | --- | --- |")
-	w("| API port answers | %s | %s | %s |", ms(fresh.listening), ms(existing.listening), ms(r.loaded.listening))
+	w("| API port answers | %s | %s | %s |", ms(fresh.Listening), ms(existing.Listening), ms(r.loaded.Listening))
 	names := map[string]bool{}
 	for _, s := range []startup{fresh, existing, r.loaded} {
-		for n := range s.checks {
+		for n := range s.Checks {
 			names[n] = true
 		}
 	}
@@ -703,25 +504,25 @@ func (r *report) markdown(f flags) string {
 		}
 	})
 	slices.SortFunc(order, func(a, b string) int {
-		if c := int(fresh.checks[a] - fresh.checks[b]); c != 0 {
+		if c := int(fresh.Checks[a] - fresh.Checks[b]); c != 0 {
 			return c
 		}
 		return strings.Compare(a, b)
 	})
 	cell := func(s startup, n string) string {
-		if d, ok := s.checks[n]; ok {
+		if d, ok := s.Checks[n]; ok {
 			return ms(d)
 		}
 		return "-"
 	}
 	for _, n := range order {
 		// Checks that pass on the first answer say nothing about where the time goes.
-		if fresh.checks[n] <= fresh.listening && existing.checks[n] <= existing.listening && r.loaded.checks[n] <= r.loaded.listening {
+		if fresh.Checks[n] <= fresh.Listening && existing.Checks[n] <= existing.Listening && r.loaded.Checks[n] <= r.loaded.Listening {
 			continue
 		}
 		w("| %s | %s | %s | %s |", n, cell(fresh, n), cell(existing, n), cell(r.loaded, n))
 	}
-	w("| /readyz ok | %s | %s | %s |", ms(fresh.ready), ms(existing.ready), ms(r.loaded.ready))
+	w("| /readyz ok | %s | %s | %s |", ms(fresh.Ready), ms(existing.Ready), ms(r.loaded.Ready))
 	if len(r.profiles) > 0 {
 		w("")
 		w("Profiles: %s", strings.Join(r.profiles, ", "))

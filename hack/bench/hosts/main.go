@@ -29,14 +29,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/drover-dev/drover/hack/bench/internal/procinfo"
 	"io"
-	"math"
 	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -45,7 +42,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -53,11 +49,12 @@ import (
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/hack/bench/internal/harness"
+	"github.com/drover-dev/drover/hack/bench/internal/procinfo"
 	"github.com/drover-dev/drover/internal/registration/wire"
 )
 
@@ -186,17 +183,14 @@ func run(f flags) error {
 	} else {
 		logf("data dir %s, droverd log %s.log", dir, dir)
 	}
-	ports, err := procinfo.FreePorts(3)
+	d, err := harness.StartDroverdWith(context.Background(), bin, dir, harness.Options{Profiling: f.profileDir != "", Timeout: f.readyTimeout})
 	if err != nil {
 		return err
 	}
-	d := &droverd{bin: bin, dir: dir, ports: ports, profiling: f.profileDir != ""}
-	if r.startup, err = d.start(f.readyTimeout); err != nil {
-		return err
-	}
-	defer d.kill()
-	logf("droverd ready in %s (pid %d)", ms(r.startup), d.cmd.Process.Pid)
-	server := fmt.Sprintf("https://127.0.0.1:%d", ports[0])
+	defer d.Kill()
+	r.startup = d.Startup.Ready
+	logf("droverd ready in %s (pid %d)", ms(r.startup), d.PID())
+	server := d.URL
 
 	admin, adminCfg, err := adminClient(dir)
 	if err != nil {
@@ -210,7 +204,7 @@ func run(f flags) error {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return errors.New("no certificate in pki/ca.crt")
 	}
-	etcd, err := newEtcdMetrics(dir, ports[1])
+	etcd, err := newEtcdMetrics(dir, d.Ports[1])
 	if err != nil {
 		return err
 	}
@@ -237,10 +231,10 @@ func run(f flags) error {
 	}
 	if f.registrations > 0 {
 		logf("registering %d hosts, %d at a time", f.registrations, f.concurrency)
-		cpu := startCPU(d.pid())
+		cpu := harness.StartCPU(d.PID())
 		e0, _ := etcd.read()
 		r.reg = reg.run(ctx, 0, f.registrations, f.concurrency)
-		r.regCPU = cpu.cores()
+		r.regCPU = cpu.Cores()
 		e1, _ := etcd.read()
 		r.regEtcd = e1.sub(e0, r.reg.wall)
 		logf("registered %d in %s (%.1f/s), %d failed attempts", r.reg.ok(), ms(r.reg.wall), r.reg.rate(), r.reg.errs)
@@ -266,14 +260,14 @@ func run(f flags) error {
 		// Controllers and Events trail the registrations; measure once etcd is quiet.
 		settle(etcd, 30*time.Second)
 		logf("measuring %s with %d instances registered and silent", f.baseline, total)
-		cpu := startCPU(d.pid())
+		cpu := harness.StartCPU(d.PID())
 		e0, _ := etcd.read()
 		time.Sleep(f.baseline)
-		r.baseCPU = cpu.cores()
+		r.baseCPU = cpu.Cores()
 		e1, _ := etcd.read()
 		r.baseEtcd = e1.sub(e0, f.baseline)
 	}
-	if r.rssIdle, err = procinfo.ReadRSS(d.pid()); err != nil {
+	if r.rssIdle, err = procinfo.ReadRSS(d.PID()); err != nil {
 		return err
 	}
 
@@ -283,7 +277,7 @@ func run(f flags) error {
 		}
 	}
 
-	if _, err := d.stop(60 * time.Second); err != nil {
+	if _, err := d.Shutdown(60 * time.Second); err != nil {
 		return err
 	}
 	r.loadAfter = procinfo.LoadAvg()
@@ -296,7 +290,7 @@ func run(f flags) error {
 }
 
 // heartbeats runs the simulated agents through the warm-up and the measured window.
-func heartbeats(ctx context.Context, f flags, r *report, d *droverd, etcd *etcdMetrics, admin client.Client, adminCfg *rest.Config,
+func heartbeats(ctx context.Context, f flags, r *report, d *harness.Droverd, etcd *etcdMetrics, admin client.Client, adminCfg *rest.Config,
 	server string, pool *x509.CertPool, hosts []*host) error {
 	before := selfMem()
 	agents := make([]*simAgent, len(hosts))
@@ -327,7 +321,7 @@ func heartbeats(ctx context.Context, f flags, r *report, d *droverd, etcd *etcdM
 		prof.cpu(ctx, "heartbeats.cpu.pprof", min(f.duration, 60*time.Second))
 	}
 	logf("measuring for %s", f.duration)
-	cpu := startCPU(d.pid())
+	cpu := harness.StartCPU(d.PID())
 	e0, err := etcd.read()
 	if err != nil {
 		return fmt.Errorf("reading etcd's metrics: %w", err)
@@ -335,13 +329,13 @@ func heartbeats(ctx context.Context, f flags, r *report, d *droverd, etcd *etcdM
 	t0 := time.Now()
 	time.Sleep(f.duration)
 	t1 := time.Now()
-	r.hbCPU = cpu.cores()
+	r.hbCPU = cpu.Cores()
 	e1, err := etcd.read()
 	if err != nil {
 		return fmt.Errorf("reading etcd's metrics: %w", err)
 	}
 	r.hbEtcd = e1.sub(e0, t1.Sub(t0))
-	if r.rssHB, err = procinfo.ReadRSS(d.pid()); err != nil {
+	if r.rssHB, err = procinfo.ReadRSS(d.PID()); err != nil {
 		return err
 	}
 	prof.wait()
@@ -431,13 +425,11 @@ func waitConnected(ctx context.Context, f flags, r *report, admin client.Client,
 
 // adminClient loads droverd's admin kubeconfig.
 func adminClient(dir string) (client.Client, *rest.Config, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dir, "admin.kubeconfig"))
+	cfg, err := harness.AdminConfig(dir, "drover-bench")
 	if err != nil {
-		return nil, nil, fmt.Errorf("loading admin kubeconfig: %w", err)
+		return nil, nil, err
 	}
-	cfg.QPS, cfg.Burst = -1, 0
 	cfg.Timeout = 2 * time.Minute
-	cfg.UserAgent = "drover-bench"
 	scheme := kruntime.NewScheme()
 	if err := ecsv1alpha1.AddToScheme(scheme); err != nil {
 		return nil, nil, err
@@ -953,178 +945,12 @@ func (p *profiler) fetch(ctx context.Context, file, path string, timeout time.Du
 
 func (p *profiler) wait() { p.wg.Wait() }
 
-// droverd is the droverd child process.
-type droverd struct {
-	bin       string
-	dir       string
-	ports     []int // API, etcd client, etcd peer
-	profiling bool
-	cmd       *exec.Cmd
-	exited    chan error
-	log       *os.File
-}
-
-func (d *droverd) pid() int { return d.cmd.Process.Pid }
-
-func (d *droverd) start(timeout time.Duration) (time.Duration, error) {
-	logFile, err := os.OpenFile(d.dir+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return 0, err
-	}
-	d.log = logFile
-	args := []string{
-		"--data-dir", d.dir, "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(d.ports[0]),
-		"--etcd-client-port", strconv.Itoa(d.ports[1]), "--etcd-peer-port", strconv.Itoa(d.ports[2]),
-		"--controllers=true",
-	}
-	if d.profiling {
-		args = append(args, "--profiling")
-	}
-	d.cmd = exec.Command(d.bin, args...)
-	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
-	d.exited = make(chan error, 1)
-	t0 := time.Now()
-	if err := d.cmd.Start(); err != nil {
-		return 0, fmt.Errorf("starting droverd: %w", err)
-	}
-	go func() { d.exited <- d.cmd.Wait() }()
-	if err := waitReady(fmt.Sprintf("https://127.0.0.1:%d", d.ports[0]), d.dir, timeout, d.exited); err != nil {
-		d.kill()
-		return 0, fmt.Errorf("%w\ndroverd log (%s):\n%s", err, logFile.Name(), tailFile(logFile.Name(), 3000))
-	}
-	return time.Since(t0), nil
-}
-
-// stop sends SIGTERM and waits for droverd to exit.
-func (d *droverd) stop(timeout time.Duration) (time.Duration, error) {
-	t0 := time.Now()
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	defer d.log.Close()
-	select {
-	case err := <-d.exited:
-		if err != nil {
-			return 0, fmt.Errorf("droverd exited with %v after SIGTERM; log %s:\n%s", err, d.log.Name(), tailFile(d.log.Name(), 3000))
-		}
-		return time.Since(t0), nil
-	case <-time.After(timeout):
-		_ = d.cmd.Process.Kill()
-		<-d.exited
-		return 0, fmt.Errorf("droverd did not exit within %s of SIGTERM", timeout)
-	}
-}
-
-func (d *droverd) kill() {
-	if d.cmd != nil && d.cmd.ProcessState == nil {
-		_ = d.cmd.Process.Kill()
-		select {
-		case <-d.exited:
-		case <-time.After(10 * time.Second):
-		}
-	}
-}
-
-// waitReady polls url/readyz every 50 ms, verifying droverd with the CA it writes to dataDir/pki.
-func waitReady(url, dataDir string, timeout time.Duration, exited <-chan error) error {
-	deadline := time.Now().Add(timeout)
-	var hc *http.Client
-	last := "no answer"
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("droverd exited before it was ready: %v", err)
-		default:
-		}
-		if hc == nil {
-			if ca, err := os.ReadFile(filepath.Join(dataDir, "pki", "ca.crt")); err == nil {
-				pool := x509.NewCertPool()
-				if pool.AppendCertsFromPEM(ca) {
-					hc = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-				}
-			}
-		}
-		if hc != nil {
-			resp, err := hc.Get(url + "/readyz")
-			if err == nil {
-				body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return nil
-				}
-				last = fmt.Sprintf("%d %s", resp.StatusCode, body)
-			} else {
-				last = err.Error()
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("droverd at %s not ready after %s: %s", url, timeout, last)
-}
-
-// cpuSample is the CPU time used so far by droverd and by this process.
-type cpuSample struct {
-	pid    int
-	at     time.Time
-	server time.Duration
-	client time.Duration
-	ok     bool
-}
-
-func startCPU(pid int) cpuSample {
-	s := cpuSample{pid: pid, at: time.Now()}
-	s.server, s.ok = procinfo.CPUTime(pid)
-	s.client, _ = procinfo.CPUTime(os.Getpid())
-	return s
-}
-
-// cores returns the average number of cores droverd and this process used since the sample.
-func (s cpuSample) cores() [2]float64 {
-	wall := time.Since(s.at).Seconds()
-	server, ok := procinfo.CPUTime(s.pid)
-	client, _ := procinfo.CPUTime(os.Getpid())
-	if !ok || !s.ok || wall <= 0 {
-		return [2]float64{}
-	}
-	return [2]float64{(server - s.server).Seconds() / wall, (client - s.client).Seconds() / wall}
-}
-
 func commandLine() string {
 	return strings.Join(append([]string{"go run ./hack/bench/hosts"}, os.Args[1:]...), " ")
 }
 
-func tailFile(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
-
-func ms(d time.Duration) string {
-	switch {
-	case d >= 10*time.Second:
-		return fmt.Sprintf("%.1f s", d.Seconds())
-	case d >= time.Second:
-		return fmt.Sprintf("%.2f s", d.Seconds())
-	case d >= 10*time.Millisecond:
-		return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
-	default:
-		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
-	}
-}
-
-// pct is the q-quantile (nearest rank) of ds.
-func pct(ds []time.Duration, q float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(math.Ceil(q*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
+// ms prints a duration; pct is the q-quantile (nearest rank) of durations.
+var ms, pct = harness.Dur, harness.Quantile[time.Duration]
 
 func lats(ds []time.Duration) string {
 	if len(ds) == 0 {

@@ -4,14 +4,18 @@
 package harness
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,40 +35,91 @@ import (
 type Droverd struct {
 	Cmd     *exec.Cmd
 	DataDir string
+	// Ports are the API, etcd client and etcd peer ports; a restart keeps them.
+	Ports []int
+	// URL is the API server's address.
+	URL string
+	// Startup is how the last start went.
+	Startup Startup
+	bin     string
+	opts    Options
 	exited  chan error
 	log     *os.File
+}
+
+// Options are what StartDroverdWith can change from StartDroverd's defaults.
+type Options struct {
+	// Profiling runs droverd with --profiling.
+	Profiling bool
+	// NoControllers runs droverd with --controllers=false.
+	NoControllers bool
+	// Timeout is how long droverd may take to be ready.
+	Timeout time.Duration
+	// PollEvery is how often /readyz is polled while droverd starts; 50 ms when zero.
+	PollEvery time.Duration
+}
+
+// Startup is one start of droverd, measured from exec: to the first answer on the API port, to
+// /readyz ok, and to each /readyz check first passing.
+type Startup struct {
+	Ready     time.Duration
+	Listening time.Duration
+	Checks    map[string]time.Duration
 }
 
 // StartDroverd starts bin with its controllers on free loopback ports, the data dir dir and its log
 // in dir.log, with --profiling when profiling is set, and waits until it is ready.
 func StartDroverd(bin, dir string, profiling bool, timeout time.Duration) (*Droverd, error) {
+	return StartDroverdWith(context.Background(), bin, dir, Options{Profiling: profiling, Timeout: timeout})
+}
+
+// StartDroverdWith starts bin on free loopback ports, the data dir dir and its log in dir.log, as
+// opts say, and waits until it is ready or ctx is done.
+func StartDroverdWith(ctx context.Context, bin, dir string, opts Options) (*Droverd, error) {
 	ports, err := procinfo.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(dir + ".log")
-	if err != nil {
+	d := &Droverd{DataDir: dir, Ports: ports, URL: fmt.Sprintf("https://127.0.0.1:%d", ports[0]), bin: bin, opts: opts}
+	if err := d.Start(ctx); err != nil {
 		return nil, err
 	}
-	args := []string{
-		"--data-dir", dir, "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(ports[0]),
-		"--etcd-client-port", strconv.Itoa(ports[1]), "--etcd-peer-port", strconv.Itoa(ports[2]),
-		"--controllers=true",
+	return d, nil
+}
+
+// Start starts droverd (again, once stopped) on its data dir and ports, appending to its log, and
+// waits until it is ready or ctx is done; Startup then tells how long that took.
+func (d *Droverd) Start(ctx context.Context) error {
+	logFile, err := os.OpenFile(d.DataDir+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
 	}
-	if profiling {
+	args := []string{
+		"--data-dir", d.DataDir, "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(d.Ports[0]),
+		"--etcd-client-port", strconv.Itoa(d.Ports[1]), "--etcd-peer-port", strconv.Itoa(d.Ports[2]),
+		"--controllers=" + strconv.FormatBool(!d.opts.NoControllers),
+	}
+	if d.opts.Profiling {
 		args = append(args, "--profiling")
 	}
-	d := &Droverd{Cmd: exec.Command(bin, args...), DataDir: dir, exited: make(chan error, 1), log: logFile}
+	d.Cmd, d.exited, d.log = exec.Command(d.bin, args...), make(chan error, 1), logFile
 	d.Cmd.Stdout, d.Cmd.Stderr = logFile, logFile
+	t0 := time.Now()
 	if err := d.Cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting droverd: %w", err)
+		logFile.Close()
+		return fmt.Errorf("starting droverd: %w", err)
 	}
 	go func() { d.exited <- d.Cmd.Wait() }()
-	if err := waitReady(fmt.Sprintf("https://127.0.0.1:%d", ports[0]), dir, timeout, d.exited); err != nil {
-		d.Stop()
-		return nil, fmt.Errorf("%w\ndroverd log: %s", err, TailFile(logFile.Name(), 3000))
+	poll := d.opts.PollEvery
+	if poll <= 0 {
+		poll = 50 * time.Millisecond
 	}
-	return d, nil
+	d.Startup, err = waitReady(ctx, t0, d.URL, d.DataDir, d.opts.Timeout, poll, d.exited)
+	if err != nil {
+		d.Stop()
+		return fmt.Errorf("%w\ndroverd log (%s):\n%s", err, logFile.Name(), TailFile(logFile.Name(), 3000))
+	}
+	return nil
 }
 
 // PID is droverd's process id.
@@ -72,6 +127,9 @@ func (d *Droverd) PID() int { return d.Cmd.Process.Pid }
 
 // Stop sends SIGTERM and waits up to a minute before killing droverd.
 func (d *Droverd) Stop() {
+	if d.Cmd == nil {
+		return
+	}
 	defer d.log.Close()
 	if d.Cmd.ProcessState != nil {
 		return
@@ -85,52 +143,114 @@ func (d *Droverd) Stop() {
 	}
 }
 
-// waitReady polls url/readyz, trusting the CA droverd writes to dataDir/pki/ca.crt.
-func waitReady(url, dataDir string, timeout time.Duration, exited <-chan error) error {
-	deadline := time.Now().Add(timeout)
+// Shutdown sends SIGTERM and waits up to timeout for droverd to exit, returning how long that took;
+// it is an error when droverd does not exit cleanly in time.
+func (d *Droverd) Shutdown(timeout time.Duration) (time.Duration, error) {
+	t0 := time.Now()
+	_ = d.Cmd.Process.Signal(syscall.SIGTERM)
+	defer d.log.Close()
+	select {
+	case err := <-d.exited:
+		if err != nil {
+			return 0, fmt.Errorf("droverd exited with %v after SIGTERM; log %s:\n%s", err, d.log.Name(), TailFile(d.log.Name(), 3000))
+		}
+		return time.Since(t0), nil
+	case <-time.After(timeout):
+		_ = d.Cmd.Process.Kill()
+		<-d.exited
+		return 0, fmt.Errorf("droverd did not exit within %s of SIGTERM", timeout)
+	}
+}
+
+// Kill kills droverd if it still runs and waits up to 10 s for it to exit.
+func (d *Droverd) Kill() {
+	if d.Cmd != nil && d.Cmd.ProcessState == nil {
+		_ = d.Cmd.Process.Kill()
+		select {
+		case <-d.exited:
+		case <-time.After(10 * time.Second):
+		}
+	}
+}
+
+// waitReady polls url/readyz?verbose every poll from t0 on, trusting the CA droverd writes to
+// dataDir/pki/ca.crt, and records when the port first answers and when each check first passes.
+func waitReady(ctx context.Context, t0 time.Time, url, dataDir string, timeout, poll time.Duration, exited <-chan error) (Startup, error) {
+	s := Startup{Checks: map[string]time.Duration{}}
+	deadline := t0.Add(timeout)
 	var hc *http.Client
 	last := "no answer"
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
-			return fmt.Errorf("droverd exited before it was ready: %v", err)
+			return s, fmt.Errorf("droverd exited before it was ready: %v", err)
+		case <-ctx.Done():
+			return s, ctx.Err()
 		default:
 		}
 		if hc == nil {
+			// The CA is written early at start; until it is complete there is nothing to verify against.
 			if ca, err := os.ReadFile(filepath.Join(dataDir, "pki", "ca.crt")); err == nil {
 				pool := x509.NewCertPool()
 				if pool.AppendCertsFromPEM(ca) {
-					hc = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+					hc = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+						TLSClientConfig: &tls.Config{RootCAs: pool},
+						DialContext:     (&net.Dialer{Timeout: time.Second}).DialContext,
+					}}
 				}
 			}
 		}
 		if hc != nil {
-			resp, err := hc.Get(url + "/readyz")
+			resp, err := hc.Get(url + "/readyz?verbose")
 			if err == nil {
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return nil
+				now := time.Since(t0)
+				if s.Listening == 0 {
+					s.Listening = now
 				}
-				last = resp.Status
+				for line := range strings.SplitSeq(string(body), "\n") {
+					if name, ok := strings.CutPrefix(line, "[+]"); ok {
+						name, _, _ = strings.Cut(name, " ")
+						if _, seen := s.Checks[name]; !seen {
+							s.Checks[name] = now
+						}
+					}
+				}
+				if resp.StatusCode == http.StatusOK {
+					s.Ready = now
+					return s, nil
+				}
+				last = fmt.Sprintf("%d %s", resp.StatusCode, body)
 			} else {
 				last = err.Error()
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(poll)
 	}
-	return fmt.Errorf("droverd at %s not ready after %s: %s", url, timeout, last)
+	return s, fmt.Errorf("droverd at %s not ready after %s: %s", url, timeout, last)
+}
+
+// AdminConfig is the admin REST config of droverd's data dir, without client-side rate limit and
+// without timeout.
+func AdminConfig(dataDir, userAgent string) (*rest.Config, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dataDir, "admin.kubeconfig"))
+	if err != nil {
+		return nil, fmt.Errorf("loading admin kubeconfig: %w", err)
+	}
+	cfg.QPS, cfg.Burst = -1, 0 // no client-side rate limit
+	cfg.UserAgent = userAgent
+	return cfg, nil
 }
 
 // Connect returns the admin REST config of droverd's data dir, without client-side rate limit, and a
 // client for Drover's types, Leases and core types.
 func Connect(dataDir, userAgent string) (*rest.Config, client.WithWatch, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dataDir, "admin.kubeconfig"))
+	cfg, err := AdminConfig(dataDir, userAgent)
 	if err != nil {
-		return nil, nil, fmt.Errorf("loading admin kubeconfig: %w", err)
+		return nil, nil, err
 	}
-	cfg.QPS, cfg.Burst = -1, 0 // no client-side rate limit
 	cfg.Timeout = time.Minute
-	cfg.UserAgent = userAgent
 	scheme := kruntime.NewScheme()
 	for _, add := range []func(*kruntime.Scheme) error{ecsv1alpha1.AddToScheme, coordinationv1.AddToScheme, corev1.AddToScheme} {
 		if err := add(scheme); err != nil {

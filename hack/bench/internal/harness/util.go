@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -89,3 +90,45 @@ func ReadRSS(pid int) string {
 
 // Machine describes the machine on one line.
 func Machine() string { return strings.Join(procinfo.Machine(), ", ") }
+
+// Dur prints a duration in seconds with one decimal from 10 s, two from 1 s, in milliseconds from
+// 10 ms, and in milliseconds with one decimal below.
+func Dur(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	case d >= 10*time.Millisecond:
+		return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	}
+}
+
+// CPUSample is the CPU time used so far by a server process and by this process.
+type CPUSample struct {
+	pid            int
+	at             time.Time
+	server, client time.Duration
+	ok             bool
+}
+
+// StartCPU samples the CPU time of the server pid and of this process.
+func StartCPU(pid int) CPUSample {
+	s := CPUSample{pid: pid, at: time.Now()}
+	s.server, s.ok = procinfo.CPUTime(pid)
+	s.client, _ = procinfo.CPUTime(os.Getpid())
+	return s
+}
+
+// Cores returns the average number of cores the server and this process used since the sample.
+func (s CPUSample) Cores() [2]float64 {
+	wall := time.Since(s.at).Seconds()
+	server, ok := procinfo.CPUTime(s.pid)
+	client, _ := procinfo.CPUTime(os.Getpid())
+	if !ok || !s.ok || wall <= 0 {
+		return [2]float64{}
+	}
+	return [2]float64{(server - s.server).Seconds() / wall, (client - s.client).Seconds() / wall}
+}

@@ -44,28 +44,34 @@ func (r RSS) String() string { return fmt.Sprintf("%s (peak %s)", MiB(r.RSSKB), 
 
 // ReadRSS reads VmRSS and VmHWM of a process from /proc.
 func ReadRSS(pid int) (RSS, error) {
-	var r RSS
+	st, err := Status(pid)
+	if err != nil {
+		return RSS{}, err
+	}
+	return RSS{RSSKB: st["VmRSS"], HWMKB: st["VmHWM"]}, nil
+}
+
+// Status reads the numeric fields of /proc/<pid>/status (memory in KiB); it is an error when there is
+// no VmRSS.
+func Status(pid int) (map[string]int, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return r, err
+		return nil, err
 	}
+	st := map[string]int{}
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(line, ":")
 		if !ok {
 			continue
 		}
-		kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-		switch k {
-		case "VmRSS":
-			r.RSSKB = kb
-		case "VmHWM":
-			r.HWMKB = kb
+		if n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB")); err == nil {
+			st[k] = n
 		}
 	}
-	if r.RSSKB == 0 {
-		return r, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	if st["VmRSS"] == 0 {
+		return st, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 	}
-	return r, nil
+	return st, nil
 }
 
 // MiB formats KiB as MiB.
