@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -27,24 +26,6 @@ import (
 	"github.com/drover-dev/drover/internal/tunnel/wire"
 	"github.com/drover-dev/drover/test/framework"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while a command writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // fakeAgent holds an instance's tunnel open, as drover-agent does, and answers log requests with
 // canned output. It records the requests it was sent.
@@ -134,7 +115,7 @@ func TestLogs(t *testing.T) {
 	t.Run("follows until interrupted", func(t *testing.T) {
 		fctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		var stdout syncBuffer
+		var stdout framework.SyncBuffer
 		done := make(chan error, 1)
 		go func() {
 			done <- Run(fctx, []string{"--kubeconfig", d.Kubeconfig, "logs", "web-1", "-f"}, &stdout, io.Discard)

@@ -57,7 +57,7 @@ func RepoRoot() string {
 type Process struct {
 	Server
 	Cmd    *exec.Cmd
-	Log    *syncWriter
+	Log    *SyncBuffer
 	exited chan error
 }
 
@@ -67,7 +67,7 @@ func StartProcess(t testing.TB, o *droverd.Options, extraArgs ...string) *Proces
 	t.Helper()
 	bin := Binary(t, "droverd")
 	p := &Process{Server: Server{URL: fmt.Sprintf("https://127.0.0.1:%d", o.SecurePort), DataDir: o.DataDir,
-		Kubeconfig: filepath.Join(o.DataDir, "admin.kubeconfig"), Options: o}, Log: &syncWriter{w: &bytes.Buffer{}}, exited: make(chan error, 1)}
+		Kubeconfig: filepath.Join(o.DataDir, "admin.kubeconfig"), Options: o}, Log: &SyncBuffer{}, exited: make(chan error, 1)}
 	p.Cmd = exec.Command(bin, append(Args(o), extraArgs...)...)
 	p.Cmd.Stdout, p.Cmd.Stderr = p.Log, p.Log
 	if err := p.Cmd.Start(); err != nil {
@@ -122,13 +122,15 @@ func (p *Process) Stop(t testing.TB, timeout time.Duration) error {
 	}
 }
 
-// syncWriter collects a process's output; safe for concurrent writes and reads.
-type syncWriter struct {
+// SyncBuffer collects output, for example a process's; safe for concurrent writes and reads. The
+// zero value is ready to use.
+type SyncBuffer struct {
 	mu sync.Mutex
-	w  *bytes.Buffer
+	w  bytes.Buffer
 }
 
-func (s *syncWriter) Write(b []byte) (int, error) {
+// Write appends b.
+func (s *SyncBuffer) Write(b []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(b)
@@ -142,7 +144,7 @@ func tail(s string, n int) string {
 }
 
 // String returns everything written so far.
-func (s *syncWriter) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.String()
@@ -153,7 +155,7 @@ func (s *syncWriter) String() string {
 func Command(t testing.TB, name string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(Binary(t, name), args...)
-	out := &syncWriter{w: &bytes.Buffer{}}
+	out := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	t.Cleanup(func() {
 		if cmd.Process != nil && cmd.ProcessState == nil {

@@ -135,37 +135,8 @@ type result struct {
 }
 
 func run(f flags, strategies []ecsv1alpha1.PlacementStrategy) error {
-	bin, err := filepath.Abs(f.droverd)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("droverd binary: %w (go build -o bin/ ./cmd/droverd first)", err)
-	}
-	dir, err := os.MkdirTemp("", "drover-bench-placement-")
-	if err != nil {
-		return err
-	}
-	if f.keepDataDir {
-		logf("data dir %s, log %s.log", dir, dir)
-	} else {
-		defer os.RemoveAll(dir)
-		defer os.Remove(dir + ".log")
-	}
-	if f.profileDir != "" {
-		if err := os.MkdirAll(f.profileDir, 0o755); err != nil {
-			return err
-		}
-	}
-
-	d, err := harness.StartDroverd(bin, dir, f.profileDir != "", f.readyTimeout)
-	if err != nil {
-		return err
-	}
-	defer d.Stop()
-	logf("droverd ready (pid %d)", d.PID())
-
-	cfg, c, err := harness.Connect(dir, "drover-bench-placement")
+	d, cfg, c, cleanup, err := harness.Launch(f.droverd, "drover-bench-placement", f.keepDataDir, f.profileDir, f.readyTimeout, logf)
+	defer cleanup()
 	if err != nil {
 		return err
 	}

@@ -184,36 +184,8 @@ type bucket struct {
 }
 
 func run(f flags) error {
-	bin, err := filepath.Abs(f.droverd)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("droverd binary: %w (make build first)", err)
-	}
-	dir, err := os.MkdirTemp("", "drover-bench-rollout-")
-	if err != nil {
-		return err
-	}
-	if f.keepDataDir {
-		logf("data dir %s, log %s.log", dir, dir)
-	} else {
-		defer os.RemoveAll(dir)
-		defer os.Remove(dir + ".log")
-	}
-	if f.profileDir != "" {
-		if err := os.MkdirAll(f.profileDir, 0o755); err != nil {
-			return err
-		}
-	}
-
-	d, err := harness.StartDroverd(bin, dir, f.profileDir != "", f.readyTimeout)
-	if err != nil {
-		return err
-	}
-	defer d.Stop()
-	logf("droverd ready (pid %d)", d.PID())
-	cfg, c, err := harness.Connect(dir, "drover-bench-rollout")
+	d, cfg, c, cleanup, err := harness.Launch(f.droverd, "drover-bench-rollout", f.keepDataDir, f.profileDir, f.readyTimeout, logf)
+	defer cleanup()
 	if err != nil {
 		return err
 	}

@@ -284,3 +284,44 @@ func TailFile(path string, n int) string {
 	}
 	return string(b[max(0, len(b)-n):])
 }
+
+// Launch is the start of a benchmark run: it checks the droverd binary, makes a data directory
+// (removed again by the returned cleanup unless keep is set), creates profileDir when given, starts
+// droverd with profiling when profileDir is set, and connects as admin with userAgent.
+func Launch(droverdPath, userAgent string, keep bool, profileDir string, readyTimeout time.Duration,
+	logf func(string, ...any)) (d *Droverd, cfg *rest.Config, c client.WithWatch, cleanup func(), err error) {
+	cleanup = func() {}
+	bin, err := filepath.Abs(droverdPath)
+	if err != nil {
+		return nil, nil, nil, cleanup, err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return nil, nil, nil, cleanup, fmt.Errorf("droverd binary: %w (make build first)", err)
+	}
+	dir, err := os.MkdirTemp("", userAgent+"-")
+	if err != nil {
+		return nil, nil, nil, cleanup, err
+	}
+	if keep {
+		logf("data dir %s, log %s.log", dir, dir)
+	} else {
+		cleanup = func() { _ = os.RemoveAll(dir); _ = os.Remove(dir + ".log") }
+	}
+	if profileDir != "" {
+		if err := os.MkdirAll(profileDir, 0o755); err != nil {
+			return nil, nil, nil, cleanup, err
+		}
+	}
+	d, err = StartDroverd(bin, dir, profileDir != "", readyTimeout)
+	if err != nil {
+		return nil, nil, nil, cleanup, err
+	}
+	remove := cleanup
+	cleanup = func() { d.Stop(); remove() }
+	logf("droverd ready (pid %d)", d.PID())
+	cfg, c, err = Connect(dir, userAgent)
+	if err != nil {
+		return nil, nil, nil, cleanup, err
+	}
+	return d, cfg, c, cleanup, nil
+}
