@@ -6,10 +6,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/test/framework"
 )
 
 func tasksByRevision(t *testing.T, c client.Client, svc, rev string) []ecsv1alpha1.Task {
@@ -27,10 +29,10 @@ func tasksByRevision(t *testing.T, c client.Client, svc, rev string) []ecsv1alph
 
 func changeImage(t *testing.T, c client.Client, td, image string) {
 	t.Helper()
-	def := &ecsv1alpha1.TaskDefinition{}
-	require.NoError(t, c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: td}, def))
-	def.Spec.ContainerDefinitions[0].Image = image
-	require.NoError(t, c.Update(t.Context(), def))
+	def := &ecsv1alpha1.TaskDefinition{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: td}}
+	require.NoError(t, framework.Modify(t.Context(), c, def, func(def *ecsv1alpha1.TaskDefinition) {
+		def.Spec.ContainerDefinitions[0].Image = image
+	}))
 }
 
 func uids(tasks []ecsv1alpha1.Task) map[string]bool {

@@ -97,10 +97,8 @@ func TestReplicaServiceKeepsDesiredCount(t *testing.T) {
 
 	scale := func(n int32) {
 		t.Helper()
-		cur := &ecsv1alpha1.Service{}
-		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(svc), cur))
-		cur.Spec.DesiredCount = ptr.To(n)
-		require.NoError(t, c.Update(ctx, cur))
+		cur := &ecsv1alpha1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: svc.Namespace, Name: svc.Name}}
+		require.NoError(t, framework.Modify(ctx, c, cur, func(cur *ecsv1alpha1.Service) { cur.Spec.DesiredCount = ptr.To(n) }))
 	}
 	scale(9)
 	waitRunning(t, c, "web", 9)

@@ -108,10 +108,10 @@ func TestDrainingMovesServiceTasksWithinLimits(t *testing.T) {
 	require.NotEmpty(t, tasksOn(t, c, "web", "a"), "spread over instanceId puts a task on every instance")
 
 	smp := sample(t, c, "web")
-	ci := &ecsv1alpha1.ContainerInstance{}
-	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "a"}, ci))
-	ci.Spec.State = ecsv1alpha1.ContainerInstanceDraining
-	require.NoError(t, c.Update(ctx, ci))
+	ci := &ecsv1alpha1.ContainerInstance{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "a"}}
+	require.NoError(t, framework.Modify(ctx, c, ci, func(ci *ecsv1alpha1.ContainerInstance) {
+		ci.Spec.State = ecsv1alpha1.ContainerInstanceDraining
+	}))
 	require.Eventually(t, func() bool { return len(tasksOn(t, c, "web", "a")) == 0 }, time.Minute, 50*time.Millisecond,
 		"the draining instance ends with no service tasks")
 	waitRunning(t, c, "web", 4)
@@ -163,10 +163,10 @@ func TestDaemonServiceFollowsInstances(t *testing.T) {
 	want(map[string]int{"a": 1, "b": 1, "d": 1}, "a new matching instance gets one")
 
 	setRole := func(name, role string) {
-		ci := &ecsv1alpha1.ContainerInstance{}
-		require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, ci))
-		ci.Spec.Attributes = []ecsv1alpha1.Attribute{{Name: "role", Value: role}}
-		require.NoError(t, c.Update(ctx, ci))
+		ci := &ecsv1alpha1.ContainerInstance{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		require.NoError(t, framework.Modify(ctx, c, ci, func(ci *ecsv1alpha1.ContainerInstance) {
+			ci.Spec.Attributes = []ecsv1alpha1.Attribute{{Name: "role", Value: role}}
+		}))
 	}
 	setRole("c", "edge")
 	setRole("a", "core")
@@ -227,10 +227,7 @@ func TestRollingUpdateStaysWithinLimits(t *testing.T) {
 	waitRunning(t, c, "web", 10)
 
 	smp := sample(t, c, "web")
-	td := &ecsv1alpha1.TaskDefinition{}
-	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, td))
-	td.Spec.ContainerDefinitions[0].Image = "example.com/web:2"
-	require.NoError(t, c.Update(ctx, td))
+	changeImage(t, c, "web", "example.com/web:2")
 	require.Eventually(t, func() bool {
 		tasks := activeTasks(t, c, "web")
 		for _, task := range tasks {
@@ -276,10 +273,7 @@ func TestCircuitBreakerRollsBack(t *testing.T) {
 	waitRunning(t, c, "web", 4)
 
 	agents.FailRevision("web-2")
-	td := &ecsv1alpha1.TaskDefinition{}
-	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, td))
-	td.Spec.ContainerDefinitions[0].Image = "example.com/web:broken"
-	require.NoError(t, c.Update(ctx, td))
+	changeImage(t, c, "web", "example.com/web:broken")
 
 	cur := &ecsv1alpha1.Service{}
 	require.Eventually(t, func() bool {
@@ -331,9 +325,7 @@ func TestRollBackByRepinning(t *testing.T) {
 	}
 	require.Eventually(t, onRevision("web-2"), time.Minute, 50*time.Millisecond, "the service follows web to web-2")
 
-	require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(svc), svc))
-	svc.Spec.TaskDefinition = "web:1"
-	require.NoError(t, c.Update(ctx, svc))
+	require.NoError(t, framework.Modify(ctx, c, svc, func(svc *ecsv1alpha1.Service) { svc.Spec.TaskDefinition = "web:1" }))
 	require.Eventually(t, onRevision("web-1"), time.Minute, 50*time.Millisecond, "re-pinned to web:1, it rolls back")
 	cur := &ecsv1alpha1.Service{}
 	require.Eventually(t, func() bool {
@@ -353,8 +345,9 @@ func TestTasksWithHealthChecksCountOnlyWhenHealthy(t *testing.T) {
 		require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, td))
 		return td.Status.LatestRevision == 1
 	}, 30*time.Second, 50*time.Millisecond)
-	td.Spec.ContainerDefinitions[0].HealthCheck = &ecsv1alpha1.HealthCheck{Command: []string{"CMD", "/probe"}}
-	require.NoError(t, c.Update(ctx, td))
+	require.NoError(t, framework.Modify(ctx, c, td, func(td *ecsv1alpha1.TaskDefinition) {
+		td.Spec.ContainerDefinitions[0].HealthCheck = &ecsv1alpha1.HealthCheck{Command: []string{"CMD", "/probe"}}
+	}))
 	require.Eventually(t, func() bool {
 		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(td), td))
 		return td.Status.LatestRevision == 2

@@ -32,21 +32,21 @@ func TestRevisionsFollowSpecChanges(t *testing.T) {
 	require.Equal(t, "web", rev1.Spec.Family)
 
 	// A metadata-only change makes no revision.
-	require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(td), td))
-	td.Labels = map[string]string{"team": "a"}
-	require.NoError(t, c.Update(ctx, td))
+	require.NoError(t, framework.Modify(ctx, c, td, func(td *ecsv1alpha1.TaskDefinition) {
+		td.Labels = map[string]string{"team": "a"}
+	}))
 
 	// A spec change makes the next one; the first is untouched.
-	require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(td), td))
-	td.Spec.ContainerDefinitions[0].Image = "example.com/web:2"
-	require.NoError(t, c.Update(ctx, td))
+	require.NoError(t, framework.Modify(ctx, c, td, func(td *ecsv1alpha1.TaskDefinition) {
+		td.Spec.ContainerDefinitions[0].Image = "example.com/web:2"
+	}))
 	rev2 := waitRevision(t, c, td, 2)
 	require.Equal(t, "example.com/web:2", rev2.Spec.TaskDefinition.ContainerDefinitions[0].Image)
 
 	// Changing back is a change too: revisions are a history, not a set.
-	require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(td), td))
-	td.Spec.ContainerDefinitions[0].Image = "example.com/web:1"
-	require.NoError(t, c.Update(ctx, td))
+	require.NoError(t, framework.Modify(ctx, c, td, func(td *ecsv1alpha1.TaskDefinition) {
+		td.Spec.ContainerDefinitions[0].Image = "example.com/web:1"
+	}))
 	waitRevision(t, c, td, 3)
 
 	again := &ecsv1alpha1.TaskDefinitionRevision{}
@@ -113,9 +113,9 @@ func TestOldRevisionsArePrunedUnlessUsed(t *testing.T) {
 	waitRevision(t, c, td, 1)
 	bump := func(n int) {
 		t.Helper()
-		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(td), td))
-		td.Spec.ContainerDefinitions[0].Image = "example.com/web:" + itoa(n)
-		require.NoError(t, c.Update(ctx, td))
+		require.NoError(t, framework.Modify(ctx, c, td, func(td *ecsv1alpha1.TaskDefinition) {
+			td.Spec.ContainerDefinitions[0].Image = "example.com/web:" + itoa(n)
+		}))
 		waitRevision(t, c, td, int32(n))
 	}
 	bump(2)

@@ -96,9 +96,7 @@ func TestServiceDeploysOnDocker(t *testing.T) {
 
 	// The image changes to v2: the rollout never goes below 2 running tasks (50% of 3, rounded
 	// up) nor above 6 that should run (200%), as ECS counts them.
-	require.NoError(t, c.Get(ctx, ctrlclient.ObjectKeyFromObject(td), td))
-	td.Spec.ContainerDefinitions[0].Image = v2
-	require.NoError(t, c.Update(ctx, td))
+	require.NoError(t, framework.Modify(ctx, c, td, func(td *ecsv1alpha1.TaskDefinition) { td.Spec.ContainerDefinitions[0].Image = v2 }))
 	minRunning, maxActive := 1<<30, 0
 	require.Eventually(t, func() bool {
 		running, active := 0, 0
@@ -132,9 +130,9 @@ func TestServiceDeploysOnDocker(t *testing.T) {
 	}, time.Minute, 100*time.Millisecond, "every web-1 task stopped by the service")
 
 	// A revision that cannot start trips the circuit breaker and rolls back to web-2.
-	require.NoError(t, c.Get(ctx, ctrlclient.ObjectKeyFromObject(td), td))
-	td.Spec.ContainerDefinitions[0].Image = "drover-missing-image:1"
-	require.NoError(t, c.Update(ctx, td))
+	require.NoError(t, framework.Modify(ctx, c, td, func(td *ecsv1alpha1.TaskDefinition) {
+		td.Spec.ContainerDefinitions[0].Image = "drover-missing-image:1"
+	}))
 	cur := &ecsv1alpha1.Service{}
 	require.Eventually(t, func() bool {
 		require.NoError(t, c.Get(ctx, ctrlclient.ObjectKeyFromObject(svc), cur))
