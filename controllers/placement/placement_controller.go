@@ -45,6 +45,16 @@ type Reconciler struct {
 	mu      sync.Mutex
 	rnd     *rand.Rand
 	assumed map[types.UID]assumedBinding
+	// requests caches, per cluster and task UID, what each task holds, for the generation it was
+	// computed from: a pass accounts for every bound task of its cluster, and most have not changed
+	// since the last pass.
+	requests map[types.NamespacedName]map[types.UID]cachedRequest
+}
+
+type cachedRequest struct {
+	generation int64
+	req        placement.Request
+	err        error
 }
 
 type assumedBinding struct {
@@ -62,6 +72,7 @@ func Setup(mgr ctrl.Manager) error {
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.rnd = rand.New(rand.NewSource(time.Now().UnixNano()))
 	r.assumed = map[types.UID]assumedBinding{}
+	r.requests = map[types.NamespacedName]map[types.UID]cachedRequest{}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("placement").
 		Watches(&ecsv1alpha1.Task{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
@@ -82,12 +93,15 @@ func clusterRequest(namespace, cluster string) []reconcile.Request {
 
 // Reconcile places every waiting task of the cluster req names.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	// The lists share the cache's objects instead of copying them: a pass reads every task of its
+	// cluster, and copies only the few it writes (see decide and unplaceable).
+	noCopy := []client.ListOption{client.InNamespace(req.Namespace), client.UnsafeDisableDeepCopy}
 	instances := &ecsv1alpha1.ContainerInstanceList{}
-	if err := r.List(ctx, instances, client.InNamespace(req.Namespace)); err != nil {
+	if err := r.List(ctx, instances, noCopy...); err != nil {
 		return ctrl.Result{}, err
 	}
 	tasks := &ecsv1alpha1.TaskList{}
-	if err := r.List(ctx, tasks, client.InNamespace(req.Namespace)); err != nil {
+	if err := r.List(ctx, tasks, noCopy...); err != nil {
 		return ctrl.Result{}, err
 	}
 	cands, waiting := r.snapshot(req.Namespace, req.Name, instances.Items, tasks.Items)
@@ -145,6 +159,8 @@ func (r *Reconciler) snapshot(namespace, cluster string, instances []ecsv1alpha1
 		cands.index[cands.list[i].ID] = i
 	}
 
+	key := types.NamespacedName{Namespace: namespace, Name: cluster}
+	cached, fresh := r.requests[key], make(map[types.UID]cachedRequest, len(tasks))
 	seen := map[types.UID]bool{}
 	var waiting []*ecsv1alpha1.Task
 	for i := range tasks {
@@ -171,11 +187,12 @@ func (r *Reconciler) snapshot(namespace, cluster string, instances []ecsv1alpha1
 			continue
 		}
 		if c := cands.get(instance); c != nil {
-			if req, err := placement.RequestFor(t); err == nil {
+			if req, err := requestFor(t, cached, fresh); err == nil {
 				placement.Assign(c, req)
 			}
 		}
 	}
+	r.requests[key] = fresh // tasks deleted or gone from the cluster drop out
 	for uid, a := range r.assumed {
 		if !seen[uid] && time.Since(a.at) > assumeTTL {
 			delete(r.assumed, uid) // deleted before the cache ever showed it bound
@@ -197,6 +214,18 @@ func (r *Reconciler) snapshot(namespace, cluster string, instances []ecsv1alpha1
 		return waiting[i].Name < waiting[j].Name
 	})
 	return cands, waiting
+}
+
+// requestFor returns placement.RequestFor(t) from the previous pass's cache when the task's
+// generation is unchanged, and records it in this pass's.
+func requestFor(t *ecsv1alpha1.Task, cached, fresh map[types.UID]cachedRequest) (placement.Request, error) {
+	cr, ok := cached[t.UID]
+	if !ok || cr.generation != t.Generation {
+		cr.req, cr.err = placement.RequestFor(t)
+		cr.generation = t.Generation
+	}
+	fresh[t.UID] = cr
+	return cr.req, cr.err
 }
 
 // candidates are a cluster's instances, sorted by name, as placement sees them during one pass.
@@ -264,8 +293,8 @@ func (r *Reconciler) bindAll(ctx context.Context, binds []binding) []error {
 
 // bind writes one binding, conditional on the resourceVersion the decision was made on.
 func (r *Reconciler) bind(ctx context.Context, b binding) error {
-	task, id := b.task, b.instance
-	before := task.DeepCopy()
+	before, id := b.task, b.instance // before is the cache's object: written to only through a copy
+	task := before.DeepCopy()
 	task.Spec.ContainerInstance = id
 	if err := r.Patch(ctx, task, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
@@ -293,7 +322,8 @@ func (r *Reconciler) bind(ctx context.Context, b binding) error {
 
 // unplaceable records why a task could not be placed, on the task and its service.
 func (r *Reconciler) unplaceable(ctx context.Context, task *ecsv1alpha1.Task, reason string) error {
-	before := task.DeepCopy()
+	before := task // the cache's object: written to only through a copy
+	task = task.DeepCopy()
 	meta.SetStatusCondition(&task.Status.Conditions, metav1.Condition{
 		Type: ecsv1alpha1.TaskConditionPlaced, Status: metav1.ConditionFalse,
 		Reason: ecsv1alpha1.TaskReasonNoInstanceAvailable, Message: reason, ObservedGeneration: task.Generation,
