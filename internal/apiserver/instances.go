@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	droveradmission "github.com/drover-dev/drover/internal/apiserver/admission"
 	"github.com/drover-dev/drover/internal/apiserver/auth"
 	"github.com/drover-dev/drover/internal/apiserver/tunnel"
 )
@@ -58,27 +59,56 @@ func instanceIdentitiesHook(z *auth.Authorizer) genericapiserver.PostStartHookFu
 		if err != nil {
 			return err
 		}
-		// Register the informer before starting, so WaitForCacheSync waits for it. The CRD is
-		// installed by another post-start hook: wait until it is served.
-		var c cache.Cache
-		if err := wait.PollUntilContextTimeout(hc.Context, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-			c, err = cache.New(hc.LoopbackClientConfig, cache.Options{Scheme: instanceScheme,
-				ByObject: map[client.Object]cache.ByObject{&ecsv1alpha1.ContainerInstance{}: {}}})
-			if err != nil {
-				return false, nil
-			}
-			_, err = c.GetInformer(ctx, &ecsv1alpha1.ContainerInstance{})
-			return err == nil, nil
-		}); err != nil {
-			return fmt.Errorf("waiting for the containerinstances resource: %w", err)
-		}
-		go func() { _ = c.Start(hc.Context) }()
-		if !c.WaitForCacheSync(hc.Context) {
-			return fmt.Errorf("container instance cache did not sync")
+		c, err := startCache(hc, &ecsv1alpha1.ContainerInstance{})
+		if err != nil {
+			return err
 		}
 		z.SetInstanceLookup(&instanceLookup{cache: c, live: live})
 		return nil
 	}
+}
+
+// taskResolutionHook lets the task resolution admission plugin read TaskDefinitions and their
+// revisions.
+func taskResolutionHook(p *droveradmission.TaskResolution) genericapiserver.PostStartHookFunc {
+	return func(hc genericapiserver.PostStartHookContext) error {
+		c, err := startCache(hc, &ecsv1alpha1.TaskDefinition{}, &ecsv1alpha1.TaskDefinitionRevision{})
+		if err != nil {
+			return err
+		}
+		p.SetReader(c)
+		return nil
+	}
+}
+
+// startCache starts an informer cache of objs over the loopback connection and returns once it
+// has synced. The CRDs are installed by another post-start hook, so it first waits until they are
+// served; the informers are registered before the cache starts, so the sync waits for them.
+func startCache(hc genericapiserver.PostStartHookContext, objs ...client.Object) (cache.Cache, error) {
+	byObject := map[client.Object]cache.ByObject{}
+	for _, o := range objs {
+		byObject[o] = cache.ByObject{}
+	}
+	var c cache.Cache
+	if err := wait.PollUntilContextTimeout(hc.Context, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		var err error
+		if c, err = cache.New(hc.LoopbackClientConfig, cache.Options{Scheme: instanceScheme, ByObject: byObject}); err != nil {
+			return false, nil
+		}
+		for _, o := range objs {
+			if _, err := c.GetInformer(ctx, o); err != nil {
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		return nil, fmt.Errorf("waiting for the %T resource to be served: %w", objs[0], err)
+	}
+	go func() { _ = c.Start(hc.Context) }()
+	if !c.WaitForCacheSync(hc.Context) {
+		return nil, fmt.Errorf("the %T cache did not sync", objs[0])
+	}
+	return c, nil
 }
 
 // tunnelsHook lets the tunnel server read Tasks and ContainerInstances, and closes the tunnels

@@ -229,8 +229,10 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	if err != nil {
 		return nil, err
 	}
+	resolution := &droveradmission.TaskResolution{}
 	serverConfig.AdmissionControl = admission.NewChainHandler(
 		&droveradmission.NamespaceLifecycle{Namespaces: namespaces},
+		resolution,
 		droveradmission.PlacementExpressions{},
 		droveradmission.InstanceRestriction{},
 	)
@@ -266,6 +268,7 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	g.AddPostStartHookOrDie("drover-namespace-controller", namespaceControllerHook)
 	g.AddPostStartHookOrDie("drover-instance-identities", instanceIdentitiesHook(s.authz))
 	g.AddPostStartHookOrDie("drover-tunnels", tunnelsHook(tunnels))
+	g.AddPostStartHookOrDie("drover-task-resolution", taskResolutionHook(resolution))
 	for _, h := range cfg.PostStart {
 		if err := g.AddPostStartHook(h.Name, h.Fn); err != nil {
 			return nil, err
