@@ -75,10 +75,13 @@ type Config struct {
 	PostStart []NamedHook
 }
 
-// NamedHook is a post-start hook; it gates /readyz until it returns.
+// NamedHook is a post-start hook; it gates /readyz until it returns. PreShutdown, if set, runs
+// when droverd begins to shut down, while the API is still served, so that what Fn started can
+// stop cleanly (a leader releasing its lease, for one); the API stops only once it returns.
 type NamedHook struct {
-	Name string
-	Fn   genericapiserver.PostStartHookFunc
+	Name        string
+	Fn          genericapiserver.PostStartHookFunc
+	PreShutdown genericapiserver.PreShutdownHookFunc
 }
 
 // Server is a configured droverd API server, ready to Run.
@@ -272,6 +275,11 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	for _, h := range cfg.PostStart {
 		if err := g.AddPostStartHook(h.Name, h.Fn); err != nil {
 			return nil, err
+		}
+		if h.PreShutdown != nil {
+			if err := g.AddPreShutdownHook(h.Name, h.PreShutdown); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return g, nil

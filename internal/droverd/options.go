@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -164,6 +165,9 @@ func (o *Options) Run(ctx context.Context) error {
 	return srv.Run(ctx)
 }
 
+// controllersStopTimeout bounds how long shutdown waits for the controllers to stop.
+const controllersStopTimeout = 20 * time.Second
+
 // ServerConfig is the API server configuration these options describe.
 func (o *Options) ServerConfig() apiserver.Config {
 	cfg := apiserver.Config{
@@ -174,16 +178,40 @@ func (o *Options) ServerConfig() apiserver.Config {
 	}
 	if o.Controllers {
 		leaderElect := o.LeaderElect
+		// The controllers stop before the API does, so that the leader can still release its
+		// lease and the next droverd takes over at once instead of after the lease expires.
+		var (
+			mu   sync.Mutex
+			stop = func() {}
+		)
 		cfg.PostStart = append(cfg.PostStart, apiserver.NamedHook{Name: "drover-controllers", Fn: func(hc genericapiserver.PostStartHookContext) error {
 			mgr, err := manager.New(hc.LoopbackClientConfig, manager.Options{LeaderElection: leaderElect, LeaderElectionNamespace: builtin.SystemNamespace})
 			if err != nil {
 				return err
 			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
 			go func() {
-				if err := mgr.Start(hc.Context); err != nil {
+				defer close(done)
+				if err := mgr.Start(ctx); err != nil {
 					klog.ErrorS(err, "controllers stopped")
 				}
 			}()
+			mu.Lock()
+			stop = func() {
+				cancel()
+				select {
+				case <-done:
+				case <-time.After(controllersStopTimeout):
+					klog.InfoS("controllers did not stop in time; shutting the API down anyway", "timeout", controllersStopTimeout)
+				}
+			}
+			mu.Unlock()
+			return nil
+		}, PreShutdown: func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			stop()
 			return nil
 		}})
 	}

@@ -5,11 +5,15 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/drover-dev/drover/internal/apiserver/builtin"
+	"github.com/drover-dev/drover/internal/manager"
 	"github.com/drover-dev/drover/test/framework"
 )
 
@@ -59,4 +63,24 @@ func TestDataSurvivesSIGKILL(t *testing.T) {
 
 	// SIGTERM shuts down cleanly.
 	require.NoError(t, p2.Stop(t, time.Minute))
+}
+
+// TestSIGTERMReleasesTheControllersLease: droverd stops its controllers before its API on SIGTERM,
+// so the leader hands its Lease back and the next droverd leads at once instead of waiting for the
+// Lease to expire.
+func TestSIGTERMReleasesTheControllersLease(t *testing.T) {
+	o := framework.NewOptions(t)
+	p := framework.StartProcess(t, o)
+	ctx := t.Context()
+	key := types.NamespacedName{Namespace: builtin.SystemNamespace, Name: manager.LeaderElectionID}
+	lease := &coordinationv1.Lease{}
+	require.Eventually(t, func() bool {
+		return p.Client.Get(ctx, key, lease) == nil && ptr.Deref(lease.Spec.HolderIdentity, "") != ""
+	}, time.Minute, 100*time.Millisecond, "the controllers hold the leader Lease")
+	require.NoError(t, p.Stop(t, time.Minute))
+
+	o.Controllers = false
+	p2 := framework.StartProcess(t, o)
+	require.NoError(t, p2.Client.Get(ctx, key, lease))
+	require.Empty(t, ptr.Deref(lease.Spec.HolderIdentity, ""), "the Lease was released on SIGTERM: %+v", lease.Spec)
 }
