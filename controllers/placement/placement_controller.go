@@ -19,8 +19,10 @@ import (
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
 	"github.com/drover-dev/drover/internal/placement"
@@ -45,6 +47,10 @@ type Reconciler struct {
 	mu      sync.Mutex
 	rnd     *rand.Rand
 	assumed map[types.UID]assumedBinding
+	// inflight holds a slot for each bind being written; retry receives the clusters of binds that
+	// failed, to place their tasks again.
+	inflight chan struct{}
+	retry    chan event.GenericEvent
 	// requests caches, per cluster and task UID, what each task holds, for the generation it was
 	// computed from: a pass accounts for every bound task of its cluster, and most have not changed
 	// since the last pass.
@@ -73,6 +79,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.rnd = rand.New(rand.NewSource(time.Now().UnixNano()))
 	r.assumed = map[types.UID]assumedBinding{}
 	r.requests = map[types.NamespacedName]map[types.UID]cachedRequest{}
+	r.inflight = make(chan struct{}, bindWorkers)
+	r.retry = make(chan event.GenericEvent, 64)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("placement").
 		Watches(&ecsv1alpha1.Task{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
@@ -81,6 +89,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&ecsv1alpha1.ContainerInstance{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			return clusterRequest(o.GetNamespace(), o.(*ecsv1alpha1.ContainerInstance).Spec.Cluster)
 		})).
+		WatchesRawSource(source.Channel(r.retry, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
+		}))).
 		Complete(r)
 }
 
@@ -108,10 +119,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if len(waiting) == 0 {
 		return ctrl.Result{}, nil
 	}
-	// Decide every placement in memory first, each seeing the ones before it; then bind them with
-	// concurrent writes, since each bind is one round trip to the API server.
+	// Decide every placement in memory, each seeing the ones before it, and hand each binding to
+	// be written in the background as soon as it is decided. A binding holds its instance's
+	// resources (it is assumed) from the moment it is decided, so the next pass can start while
+	// binds are still being written without placing anything on the same room twice.
 	var errs []error
-	var binds []binding
 	unplaced := 0
 	for _, task := range waiting {
 		b, err := r.decide(ctx, task, cands)
@@ -122,17 +134,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			unplaced++
 			continue
 		}
-		binds = append(binds, *b)
+		if err := r.startBind(ctx, *b); err != nil {
+			errs = append(errs, err)
+			break
+		}
 	}
-	errs = append(errs, r.bindAll(ctx, binds)...)
 	if unplaced > 0 && len(errs) == 0 {
 		return ctrl.Result{RequeueAfter: unplaceableRetry}, nil
 	}
 	return ctrl.Result{}, kerrors.NewAggregate(errs)
 }
 
-// bindWorkers is how many binds of one pass are written at once.
-const bindWorkers = 16
+// bindWorkers is how many binds are written at once. Each is one round trip to the API server,
+// so throughput is about bindWorkers divided by the latency of one write.
+const bindWorkers = 32
 
 // binding is a placement decided in memory and not yet written.
 type binding struct {
@@ -267,57 +282,66 @@ func (r *Reconciler) decide(ctx context.Context, task *ecsv1alpha1.Task, cands *
 	return &binding{task: task, instance: id}, nil
 }
 
-// bindAll writes the bindings, bindWorkers at a time.
-func (r *Reconciler) bindAll(ctx context.Context, binds []binding) []error {
-	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, bindWorkers)
-	)
-	for i := range binds {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(b binding) {
-			defer func() { <-sem; wg.Done() }()
-			if err := r.bind(ctx, b); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}(binds[i])
+// startBind assumes b and writes it in the background, waiting while bindWorkers binds are in
+// flight. A bind that fails drops its assumption and sends its cluster to be placed again.
+func (r *Reconciler) startBind(ctx context.Context, b binding) error {
+	select {
+	case r.inflight <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	wg.Wait()
-	return errs
+	r.mu.Lock()
+	r.assumed[b.task.UID] = assumedBinding{instance: b.instance, task: b.task, at: time.Now()}
+	r.mu.Unlock()
+	go func() {
+		defer func() { <-r.inflight }()
+		task, err := r.bind(ctx, b)
+		if err == nil {
+			if err := r.recordPlaced(ctx, task, b.instance); err != nil {
+				ctrl.LoggerFrom(ctx).Error(err, "recording a placement failed", "task", task.Name)
+			}
+			return
+		}
+		r.mu.Lock()
+		delete(r.assumed, b.task.UID)
+		r.mu.Unlock()
+		if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			ctrl.LoggerFrom(ctx).Error(err, "binding a task failed; placing it again", "task", b.task.Name, "instance", b.instance)
+		}
+		// A conflict or a deletion comes with a watch event for the task; this is for the rest.
+		select {
+		case r.retry <- event.GenericEvent{Object: &ecsv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: b.task.Namespace, Name: b.task.Spec.Cluster}}}:
+		default: // full: a retry of the cluster is already on its way
+		}
+	}()
+	return nil
 }
 
-// bind writes one binding, conditional on the resourceVersion the decision was made on.
-func (r *Reconciler) bind(ctx context.Context, b binding) error {
+// bind writes one binding and returns the task as written, conditional on the resourceVersion the decision was made on.
+func (r *Reconciler) bind(ctx context.Context, b binding) (*ecsv1alpha1.Task, error) {
 	before, id := b.task, b.instance // before is the cache's object: written to only through a copy
 	task := before.DeepCopy()
 	task.Spec.ContainerInstance = id
 	if err := r.Patch(ctx, task, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			return nil // changed or gone since this pass looked; the next pass sees it afresh
-		}
-		return fmt.Errorf("binding task %s to %s: %w", task.Name, id, err)
+		// A conflict or NotFound: changed or gone since the pass looked; the next pass sees it afresh.
+		return nil, fmt.Errorf("binding task %s to %s: %w", task.Name, id, err)
 	}
-	r.mu.Lock()
-	r.assumed[task.UID] = assumedBinding{instance: id, task: task, at: time.Now()}
-	r.mu.Unlock()
-	// A task that waited says so in its Placed condition; now that it is placed, say that instead.
-	// Tasks placed at the first try carry no condition and cost no second write.
-	if c := meta.FindStatusCondition(task.Status.Conditions, ecsv1alpha1.TaskConditionPlaced); c != nil && c.Status != metav1.ConditionTrue {
-		before := task.DeepCopy()
-		meta.SetStatusCondition(&task.Status.Conditions, metav1.Condition{
-			Type: ecsv1alpha1.TaskConditionPlaced, Status: metav1.ConditionTrue, Reason: ecsv1alpha1.TaskReasonPlaced,
-			Message: "placed on container instance " + id, ObservedGeneration: task.Generation,
-		})
-		if err := r.Status().Patch(ctx, task, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("recording placement of task %s: %w", task.Name, err)
-		}
+	return task, nil
+}
+
+// recordPlaced turns the Placed condition of a task that waited to True. Tasks placed at the
+// first try carry no condition and cost no second write.
+func (r *Reconciler) recordPlaced(ctx context.Context, task *ecsv1alpha1.Task, id string) error {
+	c := meta.FindStatusCondition(task.Status.Conditions, ecsv1alpha1.TaskConditionPlaced)
+	if c == nil || c.Status == metav1.ConditionTrue {
+		return nil
 	}
-	return nil
+	before := task.DeepCopy()
+	meta.SetStatusCondition(&task.Status.Conditions, metav1.Condition{
+		Type: ecsv1alpha1.TaskConditionPlaced, Status: metav1.ConditionTrue, Reason: ecsv1alpha1.TaskReasonPlaced,
+		Message: "placed on container instance " + id, ObservedGeneration: task.Generation,
+	})
+	return client.IgnoreNotFound(r.Status().Patch(ctx, task, client.MergeFrom(before)))
 }
 
 // unplaceable records why a task could not be placed, on the task and its service.
