@@ -5,8 +5,14 @@
 // (average and the p50/p90 of each second's count), per-task latency, and droverd's CPU use.
 //
 // By default a Task names only its task definition (spec.taskDefinition: web), as a user's RunTask
-// does, so the task controller resolves it before the placement controller can place it; --resolved
-// creates Tasks with the revision's containers already copied in, to time placement alone.
+// does, and droverd resolves it as it is created; --resolved creates Tasks with the revision's
+// containers already copied in.
+//
+// By default the Tasks are created while the controllers run, so creating and placing share
+// droverd's CPU and placement can go no faster than the Tasks are created. --backlog times the
+// placer alone: droverd is restarted without its controllers, the Tasks are created, and droverd
+// is restarted with its controllers, which find every Task waiting; the clock starts at that
+// restart.
 //
 //	go build -o bin/ ./cmd/droverd
 //	go run ./hack/bench/placement [--droverd ./bin/droverd] [--instances 1000] [--tasks 10000] [--profile-dir DIR]
@@ -50,6 +56,7 @@ type flags struct {
 	tasks        int
 	workers      int
 	resolved     bool
+	backlog      bool
 	strategy     string
 	timeout      time.Duration
 	readyTimeout time.Duration
@@ -65,7 +72,8 @@ func main() {
 	flag.IntVar(&f.instances, "instances", 1000, "ContainerInstances to register")
 	flag.IntVar(&f.tasks, "tasks", 10000, "standalone Tasks to create and wait for placement")
 	flag.IntVar(&f.workers, "workers", 16, "concurrent clients creating instances and Tasks")
-	flag.BoolVar(&f.resolved, "resolved", false, "create Tasks with the revision's containers already in spec, so only placement is timed")
+	flag.BoolVar(&f.resolved, "resolved", false, "create Tasks with the revision's containers already in spec")
+	flag.BoolVar(&f.backlog, "backlog", false, "create the Tasks while the controllers are off, then time placing them from a restart with the controllers on")
 	flag.StringVar(&f.strategy, "strategy", "", "placement strategies of every Task, comma separated type[:field] (binpack:memory,spread:instanceId); empty is random, the RunTask default")
 	flag.DurationVar(&f.timeout, "timeout", 20*time.Minute, "give up when the Tasks are not all placed within this after the first is created")
 	flag.DurationVar(&f.readyTimeout, "ready-timeout", 3*time.Minute, "give up when droverd is not ready within this")
@@ -132,6 +140,14 @@ type result struct {
 	profile       string
 	controllers   []harness.ControllerLoad
 	writeLatency  []time.Duration // sequential PATCHes of one Task after the run
+	restart       time.Duration   // --backlog: from exec of droverd with its controllers to ready
+}
+
+// restart stops droverd and starts it again on the same data dir, with or without its controllers.
+func restart(ctx context.Context, d *harness.Droverd, controllers bool) error {
+	d.Stop()
+	d.SetControllers(controllers)
+	return d.Start(ctx)
 }
 
 func run(f flags, strategies []ecsv1alpha1.PlacementStrategy) error {
@@ -185,34 +201,67 @@ func run(f flags, strategies []ecsv1alpha1.PlacementStrategy) error {
 	r.instanceSetup = time.Since(t0)
 	logf("%d instances registered and connected in %s", f.instances, r.instanceSetup.Round(time.Millisecond))
 
-	w, err := startWatch(ctx, c, f.tasks)
-	if err != nil {
-		return err
-	}
-	defer w.stop()
-
 	raw, err := harness.RawClient(cfg)
 	if err != nil {
 		return err
 	}
-	metrics0, err := harness.Scrape(ctx, raw)
-	if err != nil {
+	var (
+		w        *watcher
+		metrics0 harness.Metrics
+		prof     harness.Profile
+		cpu0     time.Duration
+		start    time.Time
+	)
+	// measure starts the watch, the profile and the counters; the clock starts at t0.
+	measure := func(t0 time.Time) error {
+		if w, err = startWatch(ctx, c, f.tasks); err != nil {
+			return err
+		}
+		if metrics0, err = harness.Scrape(ctx, raw); err != nil {
+			return err
+		}
+		if f.profileDir != "" {
+			prof.Start(ctx, raw, filepath.Join(f.profileDir, "placement.cpu.pprof"), f.profileSecs, logf)
+		}
+		cpu0, _ = procinfo.CPUTime(d.PID())
+		start = t0
+		w.setStart(start)
+		if f.backlog {
+			// Every Task was waiting when the clock started.
+			for i := range f.tasks {
+				w.created(i, t0)
+			}
+		}
+		return nil
+	}
+	if f.backlog {
+		logf("restarting droverd without its controllers")
+		if err := restart(ctx, d, false); err != nil {
+			return err
+		}
+	} else if err := measure(time.Now()); err != nil {
 		return err
 	}
-	var prof harness.Profile
-	if f.profileDir != "" {
-		prof.Start(ctx, raw, filepath.Join(f.profileDir, "placement.cpu.pprof"), f.profileSecs, logf)
-	}
-	cpu0, _ := procinfo.CPUTime(d.PID())
 	logf("creating %d Tasks (%s) with %d workers", f.tasks, map[bool]string{false: "spec.taskDefinition only", true: "pre-resolved"}[f.resolved], f.workers)
-	start := time.Now()
-	w.setStart(start)
+	t0 = time.Now()
 	created, err := createTasks(ctx, c, f, rev, strategies, w)
 	if err != nil {
 		return err
 	}
-	r.createWall = created.Sub(start)
+	r.createWall = created.Sub(t0)
 	logf("created %d Tasks in %s (%.0f/s)", f.tasks, r.createWall.Round(time.Millisecond), float64(f.tasks)/r.createWall.Seconds())
+	if f.backlog {
+		logf("restarting droverd with its controllers")
+		t0 := time.Now()
+		if err := restart(ctx, d, true); err != nil {
+			return err
+		}
+		r.restart = time.Since(t0)
+		if err := measure(t0); err != nil {
+			return err
+		}
+	}
+	defer w.stop()
 
 	if err := w.wait(start.Add(f.timeout)); err != nil {
 		return err
@@ -265,7 +314,9 @@ func createTasks(ctx context.Context, c client.Client, f flags, rev *ecsv1alpha1
 		if err := c.Create(ctx, task); err != nil {
 			return fmt.Errorf("creating Task %s: %w", task.Name, err)
 		}
-		w.created(i, time.Now())
+		if w != nil {
+			w.created(i, time.Now())
+		}
 		return nil
 	})
 	return time.Now(), err
@@ -307,6 +358,11 @@ func startWatch(ctx context.Context, c client.WithWatch, n int) (*watcher, error
 	if err := c.List(ctx, list, client.InNamespace(namespace)); err != nil {
 		cancel()
 		return nil, err
+	}
+	// Tasks placed before the watch began (droverd places as it starts) count as placed now.
+	now := time.Now()
+	for i := range list.Items {
+		w.observe(&list.Items[i], now)
 	}
 	go func() { w.done <- w.follow(ctx, list.ResourceVersion) }()
 	return w, nil
@@ -497,13 +553,18 @@ func probeWrites(ctx context.Context, c client.Client, n int) ([]time.Duration, 
 func (r *result) markdown(f flags) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	mode := "standalone Tasks with spec.taskDefinition only (the task controller resolves them, then the placement controller places them)"
+	mode := "standalone Tasks with spec.taskDefinition only (droverd resolves them as they are created, then the placement controller places them)"
 	if f.resolved {
 		mode = "standalone Tasks created pre-resolved (containers copied from the revision; placement alone)"
 	}
 	strategy := f.strategy
 	if strategy == "" {
 		strategy = "none (random)"
+	}
+	from := "first create"
+	if f.backlog {
+		mode += ", created with the controllers off (a backlog)"
+		from = "restart"
 	}
 	// The seconds in which Tasks were being placed, from the first placement to the last.
 	active := r.perSecond[int(r.firstPlaced/time.Second):]
@@ -517,18 +578,21 @@ func (r *result) markdown(f flags) string {
 	w("| --- | --- |")
 	w("| register and connect %d instances | %s |", f.instances, harness.Ms(r.instanceSetup))
 	w("| create %d Tasks | %s (%.0f creates/s) |", f.tasks, harness.Ms(r.createWall), float64(f.tasks)/r.createWall.Seconds())
-	if !f.resolved {
+	if f.backlog {
+		w("| restart droverd with its controllers, exec to ready | %s |", harness.Ms(r.restart))
+	}
+	if !f.resolved && !f.backlog {
 		w("| first create to last Task resolved | %s |", harness.Ms(r.lastResolved))
 		w("| create to resolved per Task, p50 / p90 / max | %s / %s / %s |", harness.Ms(harness.Quantile(r.resolveLat, 0.5)), harness.Ms(harness.Quantile(r.resolveLat, 0.9)), harness.Ms(slices.Max(r.resolveLat)))
 	}
-	w("| first create to first Task placed | %s |", harness.Ms(r.firstPlaced))
-	w("| **first create to every Task placed** | **%s** |", harness.Ms(r.total))
+	w("| %s to first Task placed | %s |", from, harness.Ms(r.firstPlaced))
+	w("| **%s to every Task placed** | **%s** |", from, harness.Ms(r.total))
 	w("| average placements/s (Tasks / total time) | %.0f |", float64(f.tasks)/r.total.Seconds())
 	w("| placements/s while placing (first to last placement) | %.0f |", float64(f.tasks)/(r.total-r.firstPlaced).Seconds())
 	w("| placements in one second, p50 / p90 / max (n=%d s) | %d / %d / %d |", len(active), harness.Quantile(active, 0.5), harness.Quantile(active, 0.9), slices.Max(active))
 	w("| create to placed per Task, p50 / p90 / p99 / max | %s / %s / %s / %s |", harness.Ms(harness.Quantile(r.latency, 0.5)), harness.Ms(harness.Quantile(r.latency, 0.9)),
 		harness.Ms(harness.Quantile(r.latency, 0.99)), harness.Ms(slices.Max(r.latency)))
-	w("| droverd CPU, first create to last placement | %.2f cores |", r.cores)
+	w("| droverd CPU, %s to last placement | %.2f cores |", from, r.cores)
 	w("| droverd RSS at the end | %s |", r.rss)
 	w("| Tasks per instance, fewest / most | %d / %d |", r.perInstance[0], r.perInstance[1])
 	w("| instances holding more memory than registered | %d |", r.overcommitted)
@@ -536,7 +600,7 @@ func (r *result) markdown(f flags) string {
 		harness.Msf(harness.Quantile(r.writeLatency, 0.5)), harness.Msf(harness.Quantile(r.writeLatency, 0.9)))
 	w("")
 	wall := r.total
-	w("Controllers from the first create to the last placement (%s): passes and time inside Reconcile (each runs one", harness.Ms(wall))
+	w("Controllers from the %s to the last placement (%s): passes and time inside Reconcile (each runs one", from, harness.Ms(wall))
 	w("worker, so one busy close to 100%% of the time is a bottleneck).")
 	w("")
 	w("| controller | passes | busy | busy / wall | average pass |")
@@ -547,7 +611,7 @@ func (r *result) markdown(f flags) string {
 	}
 	if r.profile != "" {
 		w("")
-		w("CPU profile of droverd (first %d s from the first create): %s (go tool pprof -top %s)", f.profileSecs, r.profile, r.profile)
+		w("CPU profile of droverd (first %d s from the %s): %s (go tool pprof -top %s)", f.profileSecs, from, r.profile, r.profile)
 	}
 	return b.String()
 }

@@ -122,6 +122,9 @@ func (d *Droverd) Start(ctx context.Context) error {
 	return nil
 }
 
+// SetControllers sets whether the next Start runs droverd's controllers.
+func (d *Droverd) SetControllers(on bool) { d.opts.NoControllers = !on }
+
 // PID is droverd's process id.
 func (d *Droverd) PID() int { return d.Cmd.Process.Pid }
 

@@ -7,6 +7,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -82,7 +83,9 @@ func RegisterInstances(ctx context.Context, c client.Client, in Instances) error
 	})
 }
 
-// WaitConnected waits until n instances of the namespace report agentConnected.
+// WaitConnected waits until n instances of the namespace report agentConnected and the
+// containerinstance controller has recorded them Connected, so that its writes are over before
+// what the benchmark measures begins.
 func WaitConnected(ctx context.Context, c client.Client, namespace string, n int) error {
 	return Poll(ctx, 2*time.Minute, func() (bool, error) {
 		list := &ecsv1alpha1.ContainerInstanceList{}
@@ -91,7 +94,8 @@ func WaitConnected(ctx context.Context, c client.Client, namespace string, n int
 		}
 		connected := 0
 		for _, ci := range list.Items {
-			if ci.Status.AgentConnected && ci.Status.RegisteredResources != nil {
+			if ci.Status.AgentConnected && ci.Status.RegisteredResources != nil &&
+				meta.IsStatusConditionTrue(ci.Status.Conditions, ecsv1alpha1.ContainerInstanceConditionConnected) {
 				connected++
 			}
 		}
