@@ -185,6 +185,9 @@ func (o *Options) ServerConfig() apiserver.Config {
 			stop = func() {}
 		)
 		cfg.PostStart = append(cfg.PostStart, apiserver.NamedHook{Name: "drover-controllers", Fn: func(hc genericapiserver.PostStartHookContext) error {
+			if err := manager.WaitForAPIs(hc.Context, hc.LoopbackClientConfig, 2*time.Minute); err != nil {
+				return err
+			}
 			mgr, err := manager.New(hc.LoopbackClientConfig, manager.Options{LeaderElection: leaderElect, LeaderElectionNamespace: builtin.SystemNamespace})
 			if err != nil {
 				return err

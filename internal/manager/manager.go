@@ -5,12 +5,16 @@ package manager
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
@@ -96,4 +100,43 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return err
 	}
 	return mgr.Start(ctx)
+}
+
+// WaitForAPIs waits until the API server at cfg serves every Drover kind, polling discovery. The
+// controllers' sources look each kind up once and, when it is not served yet, only try again
+// after ten seconds; droverd installs its CRDs as it starts, so it waits for them first.
+func WaitForAPIs(ctx context.Context, cfg *rest.Config, timeout time.Duration) error {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	gv := ecsv1alpha1.GroupVersion
+	want := map[string]bool{}
+	for kind := range Scheme.KnownTypes(gv) {
+		// The scheme also knows the group's lists and the meta types every group version carries.
+		if !strings.HasSuffix(kind, "List") && !strings.HasSuffix(kind, "Options") && kind != "WatchEvent" {
+			want[kind] = true
+		}
+	}
+	var missing []string
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		missing = missing[:0]
+		served := map[string]bool{}
+		if list, err := dc.ServerResourcesForGroupVersion(gv.String()); err == nil {
+			for _, r := range list.APIResources {
+				served[r.Kind] = true
+			}
+		}
+		for kind := range want {
+			if !served[kind] {
+				missing = append(missing, kind)
+			}
+		}
+		return len(missing) == 0, nil
+	})
+	if err != nil {
+		slices.Sort(missing)
+		return fmt.Errorf("waiting for %s to serve %s: %w", gv, strings.Join(missing, ", "), err)
+	}
+	return nil
 }
