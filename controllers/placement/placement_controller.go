@@ -317,7 +317,8 @@ func (r *Reconciler) startBind(ctx context.Context, b binding) error {
 	return nil
 }
 
-// bind writes one binding and returns the task as written, conditional on the resourceVersion the decision was made on.
+// bind writes one binding, conditional on the resourceVersion the decision was made on, and
+// returns the task as written.
 func (r *Reconciler) bind(ctx context.Context, b binding) (*ecsv1alpha1.Task, error) {
 	before, id := b.task, b.instance // before is the cache's object: written to only through a copy
 	task := before.DeepCopy()
