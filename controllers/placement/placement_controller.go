@@ -147,7 +147,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 // bindWorkers is how many binds are written at once. Each is one round trip to the API server,
 // so throughput is about bindWorkers divided by the latency of one write.
-const bindWorkers = 32
+const bindWorkers = 64
 
 // binding is a placement decided in memory and not yet written.
 type binding struct {
