@@ -16,10 +16,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -119,15 +117,15 @@ type report struct {
 
 	reg      hollow.Registrations // the timed registrations
 	regCPU   [2]float64
-	regEtcd  etcdDelta
+	regEtcd  harness.EtcdDelta
 	fill     hollow.Registrations // further registrations up to --instances
 	baseCPU  [2]float64
-	baseEtcd etcdDelta
+	baseEtcd harness.EtcdDelta
 	rssIdle  procinfo.RSS // droverd after registering, before the heartbeats
 
 	hb         hbResult
 	hbCPU      [2]float64
-	hbEtcd     etcdDelta
+	hbEtcd     harness.EtcdDelta
 	rssHB      procinfo.RSS // droverd at the end of the heartbeat window
 	connected  int
 	registered int
@@ -187,11 +185,11 @@ func run(f flags) error {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return errors.New("no certificate in pki/ca.crt")
 	}
-	etcd, err := newEtcdMetrics(dir, d.Ports[1])
+	etcd, err := harness.NewEtcdMetrics(dir, d.Ports[1])
 	if err != nil {
 		return err
 	}
-	if _, err := etcd.read(); err != nil {
+	if _, err := etcd.Read(); err != nil {
 		return fmt.Errorf("reading etcd's metrics: %w", err)
 	}
 
@@ -215,11 +213,11 @@ func run(f flags) error {
 	if f.registrations > 0 {
 		logf("registering %d hosts, %d at a time", f.registrations, f.concurrency)
 		cpu := harness.StartCPU(d.PID())
-		e0, _ := etcd.read()
+		e0, _ := etcd.Read()
 		r.reg = reg.RegisterMany(ctx, 0, f.registrations, f.concurrency)
 		r.regCPU = cpu.Cores()
-		e1, _ := etcd.read()
-		r.regEtcd = e1.sub(e0, r.reg.Wall)
+		e1, _ := etcd.Read()
+		r.regEtcd = e1.Sub(e0, r.reg.Wall)
 		logf("registered %d in %s (%.1f/s), %d failed attempts", len(r.reg.Identities), ms(r.reg.Wall), r.reg.Rate(), r.reg.FailedAttempts)
 		if len(r.reg.Identities) < f.registrations {
 			return fmt.Errorf("%d of %d hosts could not register, first error: %v", f.registrations-len(r.reg.Identities), f.registrations, r.reg.FirstErr)
@@ -241,14 +239,14 @@ func run(f flags) error {
 
 	if f.baseline > 0 {
 		// Controllers and Events trail the registrations; measure once etcd is quiet.
-		settle(etcd, 30*time.Second)
+		harness.Settle(etcd, 30*time.Second)
 		logf("measuring %s with %d instances registered and silent", f.baseline, total)
 		cpu := harness.StartCPU(d.PID())
-		e0, _ := etcd.read()
+		e0, _ := etcd.Read()
 		time.Sleep(f.baseline)
 		r.baseCPU = cpu.Cores()
-		e1, _ := etcd.read()
-		r.baseEtcd = e1.sub(e0, f.baseline)
+		e1, _ := etcd.Read()
+		r.baseEtcd = e1.Sub(e0, f.baseline)
 	}
 	if r.rssIdle, err = procinfo.ReadRSS(d.PID()); err != nil {
 		return err
@@ -273,7 +271,7 @@ func run(f flags) error {
 }
 
 // heartbeats runs the simulated agents through the warm-up and the measured window.
-func heartbeats(ctx context.Context, f flags, r *report, d *harness.Droverd, etcd *etcdMetrics, admin client.Client, adminCfg *rest.Config,
+func heartbeats(ctx context.Context, f flags, r *report, d *harness.Droverd, etcd *harness.EtcdMetrics, admin client.Client, adminCfg *rest.Config,
 	server string, pool *x509.CertPool, hosts []*hollow.Identity) error {
 	before := selfMem()
 	b := &beats{renewals: make([][]renewal, len(hosts)), leaseGone: make([]atomic.Bool, len(hosts))}
@@ -297,7 +295,7 @@ func heartbeats(ctx context.Context, f flags, r *report, d *harness.Droverd, etc
 	}
 	logf("measuring for %s", f.duration)
 	cpu := harness.StartCPU(d.PID())
-	e0, err := etcd.read()
+	e0, err := etcd.Read()
 	if err != nil {
 		return fmt.Errorf("reading etcd's metrics: %w", err)
 	}
@@ -305,11 +303,11 @@ func heartbeats(ctx context.Context, f flags, r *report, d *harness.Droverd, etc
 	time.Sleep(f.duration)
 	t1 := time.Now()
 	r.hbCPU = cpu.Cores()
-	e1, err := etcd.read()
+	e1, err := etcd.Read()
 	if err != nil {
 		return fmt.Errorf("reading etcd's metrics: %w", err)
 	}
-	r.hbEtcd = e1.sub(e0, t1.Sub(t0))
+	r.hbEtcd = e1.Sub(e0, t1.Sub(t0))
 	if r.rssHB, err = procinfo.ReadRSS(d.PID()); err != nil {
 		return err
 	}
@@ -337,22 +335,6 @@ func heartbeats(ctx context.Context, f flags, r *report, d *harness.Droverd, etc
 	r.hb = collect(hosts, b, t0, t1)
 	logf("%.1f renewals/s, %d errors, %d of %d instances connected", r.hb.rate(), r.hb.errs, r.connected, len(hosts))
 	return nil
-}
-
-// settle waits until etcd takes fewer than two writes in two seconds, at most limit.
-func settle(etcd *etcdMetrics, limit time.Duration) {
-	deadline := time.Now().Add(limit)
-	prev, err := etcd.read()
-	for err == nil && time.Now().Before(deadline) {
-		time.Sleep(2 * time.Second)
-		var cur etcdSample
-		if cur, err = etcd.read(); err == nil {
-			if cur["etcd_mvcc_put_total"]-prev["etcd_mvcc_put_total"] < 2 {
-				return
-			}
-			prev = cur
-		}
-	}
 }
 
 // waitConnected waits out the warm-up, and then for the containerinstance controller to mark every
@@ -511,98 +493,6 @@ func (m memSample) sub(before memSample, n int) clientMem {
 	}
 }
 
-// etcdMetrics reads the embedded etcd's Prometheus metrics with droverd's etcd client certificate.
-type etcdMetrics struct {
-	url string
-	hc  *http.Client
-}
-
-var etcdCounters = []string{
-	"etcd_mvcc_put_total",
-	"etcd_mvcc_delete_total",
-	"etcd_mvcc_range_total",
-	"etcd_server_proposals_committed_total",
-	"etcd_disk_wal_fsync_duration_seconds_count",
-	"etcd_disk_backend_commit_duration_seconds_count",
-}
-
-func newEtcdMetrics(dir string, port int) (*etcdMetrics, error) {
-	pkiDir := filepath.Join(dir, "pki")
-	cert, err := tls.LoadX509KeyPair(filepath.Join(pkiDir, "etcd-client.crt"), filepath.Join(pkiDir, "etcd-client.key"))
-	if err != nil {
-		return nil, fmt.Errorf("loading etcd's client certificate: %w", err)
-	}
-	ca, err := os.ReadFile(filepath.Join(pkiDir, "ca.crt"))
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	return &etcdMetrics{
-		url: fmt.Sprintf("https://127.0.0.1:%d/metrics", port),
-		hc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}},
-		}},
-	}, nil
-}
-
-type etcdSample map[string]float64
-
-func (e *etcdMetrics) read() (etcdSample, error) {
-	resp, err := e.hc.Get(e.url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s answered %s", e.url, resp.Status)
-	}
-	s := etcdSample{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		for _, name := range etcdCounters {
-			rest, ok := strings.CutPrefix(line, name)
-			if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-				continue
-			}
-			fields := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
-			if len(fields) == 0 {
-				continue
-			}
-			if v, err := strconv.ParseFloat(fields[0], 64); err == nil {
-				s[name] += v // summed over labels
-			}
-		}
-	}
-	return s, sc.Err()
-}
-
-// etcdDelta is what etcd did in a window, per second, and in all.
-type etcdDelta struct {
-	total  map[string]float64
-	window time.Duration
-}
-
-func (s etcdSample) sub(before etcdSample, window time.Duration) etcdDelta {
-	d := etcdDelta{total: map[string]float64{}, window: window}
-	for k, v := range s {
-		d.total[k] = v - before[k]
-	}
-	return d
-}
-
-func (d etcdDelta) perSec(name string) float64 {
-	if d.window <= 0 {
-		return 0
-	}
-	return d.total[name] / d.window.Seconds()
-}
-
 // profiler fetches a CPU profile from droverd (started with --profiling).
 type profiler struct {
 	cfg   *rest.Config
@@ -693,7 +583,7 @@ func (r *report) markdown(f flags) string {
 		w("| CPU while registering, droverd / benchmark | %.2f / %.2f cores |", r.regCPU[0], r.regCPU[1])
 		if n := float64(len(r.reg.Identities)); n > 0 {
 			w("| etcd per registration: puts / proposals committed | %.1f / %.1f |",
-				r.regEtcd.total["etcd_mvcc_put_total"]/n, r.regEtcd.total["etcd_server_proposals_committed_total"]/n)
+				r.regEtcd.Total["etcd_mvcc_put_total"]/n, r.regEtcd.Total["etcd_server_proposals_committed_total"]/n)
 		}
 	}
 	if len(r.fill.Identities) > 0 {
@@ -702,7 +592,7 @@ func (r *report) markdown(f flags) string {
 	}
 	if f.baseline > 0 {
 		w("| %d instances registered, no heartbeats (%s): droverd CPU, etcd puts/s | %.2f cores, %.1f /s |",
-			max(f.registrations, f.instances), f.baseline, r.baseCPU[0], r.baseEtcd.perSec("etcd_mvcc_put_total"))
+			max(f.registrations, f.instances), f.baseline, r.baseCPU[0], r.baseEtcd.PerSec("etcd_mvcc_put_total"))
 	}
 	w("| droverd RSS before the heartbeats | %s |", r.rssIdle)
 	if f.instances > 0 {
@@ -725,12 +615,12 @@ func (r *report) markdown(f flags) string {
 		w("| longest time an instance with a Lease went without a renewal | %s (grace period 10 s) |", ms(r.hb.maxGap))
 		w("| droverd CPU during the window | %.2f cores (%.2f cores per 100 renewals/s) |", r.hbCPU[0], r.hbCPU[0]/max(r.hb.rate(), 1e-9)*100)
 		w("| benchmark process CPU during the window | %.2f cores |", r.hbCPU[1])
-		w("| etcd puts/s (etcd_mvcc_put_total) | %.1f (%.2f per renewal) |", r.hbEtcd.perSec("etcd_mvcc_put_total"),
-			r.hbEtcd.total["etcd_mvcc_put_total"]/max(float64(r.hb.ok), 1))
-		w("| etcd proposals committed/s, ranges (reads)/s | %.1f, %.1f |", r.hbEtcd.perSec("etcd_server_proposals_committed_total"),
-			r.hbEtcd.perSec("etcd_mvcc_range_total"))
-		w("| etcd WAL fsyncs/s, backend commits/s | %.1f, %.1f |", r.hbEtcd.perSec("etcd_disk_wal_fsync_duration_seconds_count"),
-			r.hbEtcd.perSec("etcd_disk_backend_commit_duration_seconds_count"))
+		w("| etcd puts/s (etcd_mvcc_put_total) | %.1f (%.2f per renewal) |", r.hbEtcd.PerSec("etcd_mvcc_put_total"),
+			r.hbEtcd.Total["etcd_mvcc_put_total"]/max(float64(r.hb.ok), 1))
+		w("| etcd proposals committed/s, ranges (reads)/s | %.1f, %.1f |", r.hbEtcd.PerSec("etcd_server_proposals_committed_total"),
+			r.hbEtcd.PerSec("etcd_mvcc_range_total"))
+		w("| etcd WAL fsyncs/s, backend commits/s | %.1f, %.1f |", r.hbEtcd.PerSec("etcd_disk_wal_fsync_duration_seconds_count"),
+			r.hbEtcd.PerSec("etcd_disk_backend_commit_duration_seconds_count"))
 		w("| droverd RSS at the end of the window | %s |", r.rssHB)
 		w("| heartbeating instances with status.agentConnected=true at the end | %d of %d (%d container instances in all) |", r.connected, f.instances, r.registered)
 		w("| benchmark memory per simulated agent (transport, TLS connection, client), heap / RSS | %s / %s (%d goroutines in all) |",

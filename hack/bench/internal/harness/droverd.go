@@ -1,6 +1,7 @@
 // Package harness holds what the benchmarks that run droverd with its controllers share: starting
 // droverd as a child process, a client without rate limit, simulated container instances, droverd's
-// /metrics and CPU profile, and small helpers for running work in parallel and printing figures.
+// /metrics and CPU profile, the embedded etcd's counters, and small helpers for running work in
+// parallel and printing figures.
 package harness
 
 import (
