@@ -26,7 +26,8 @@
 // dead host does).
 //
 // A hollow instance holds no informer and no cache: per instance there is a transport and its one
-// HTTP/2 connection, two small REST clients, five goroutines (heartbeat, Task watch, status
-// reports, the watch's decoder, the connection's reader) and a few words per bound Task.
-// Fleet.PerInstance says what that costs.
+// HTTP/2 connection, two small REST clients, six goroutines (heartbeat, Task watch and status
+// reports of its own; the watch's decoder, the watch stream's writer and the connection's reader
+// from client-go and net/http) and a few words per bound Task. Fleet.PerInstance says what that
+// costs.
 package hollow
