@@ -171,13 +171,25 @@ type report struct {
 	hb      *heartbeatResult
 	startup *startupResult
 
-	stats      hollow.Stats
-	terminated float64 // Task watches droverd's watch cache ended because they fell behind
-	profiles   []string
+	stats    hollow.Stats
+	phases   []phase
+	profiles []string
+}
+
+// phase is what happened to the instances' Task watches in one part of the run: how many they
+// opened, and how many of those droverd ended because they fell behind. (Each instance opens one
+// to start with; a watch ends otherwise only at droverd's request timeout, 30 minutes or more.)
+type phase struct {
+	name               string
+	wall               time.Duration
+	opened, terminated int
+	controllers        []harness.ControllerLoad
 }
 
 func run(f flags, sc scenarios) error {
-	d, cfg, c, cleanup, err := harness.Launch(f.droverd, "drover-bench-scale", f.keepDataDir, f.profileDir, f.readyTimeout, logf)
+	// droverd logs each watch its watch cache ends for falling behind (cache_watcher.go, at V(1)).
+	d, cfg, c, cleanup, err := harness.LaunchWith(f.droverd, "drover-bench-scale", f.keepDataDir, f.profileDir,
+		harness.Options{Timeout: f.readyTimeout, Args: []string{"--vmodule=cache_watcher=1"}}, logf)
 	defer cleanup()
 	if err != nil {
 		return err
@@ -234,6 +246,7 @@ func run(f flags, sc scenarios) error {
 		return err
 	}
 	t0 := time.Now()
+	ph := newPhases(ctx, d, raw, fleet, t0)
 	fleet.Start(ctx)
 	defer fleet.Stop()
 	sctx, cancel := context.WithTimeout(ctx, f.timeout)
@@ -243,6 +256,7 @@ func run(f flags, sc scenarios) error {
 		return err
 	}
 	r.started = time.Since(t0)
+	ph.mark(r, "instances starting")
 	r.mem, r.goroutines = fleet.PerInstance(), runtime.NumGoroutine()
 	logf("%d hollow instances started in %s: heap %s and stacks %s per instance", f.instances, ms(r.started), kib(r.mem.Heap), kib(r.mem.Stacks))
 	if err := harness.WaitConnected(ctx, c, namespace, f.instances); err != nil {
@@ -250,28 +264,22 @@ func run(f flags, sc scenarios) error {
 	}
 	r.connected = time.Since(t0)
 	logf("all %d instances connected %s after the start", f.instances, ms(r.connected))
+	ph.mark(r, "until all are connected")
 
-	m0, err := harness.Scrape(ctx, raw)
-	if err != nil {
-		return err
-	}
 	if sc.heartbeat {
 		if r.hb, err = heartbeat(ctx, f, d, raw, etcd, c, rec, t0); err != nil {
 			return err
 		}
-		r.profiles = append(r.profiles, r.hb.profile)
+		r.profiles = append(r.profiles, r.hb.profile, r.hb.heapProfile)
+		ph.mark(r, "heartbeat")
 	}
 	if sc.startup {
 		if r.startup, err = startup(ctx, f, d, raw, c); err != nil {
 			return err
 		}
 		r.profiles = append(r.profiles, r.startup.profile)
+		ph.mark(r, "startup")
 	}
-	m1, err := harness.Scrape(ctx, raw)
-	if err != nil {
-		return err
-	}
-	r.terminated = m1.Sum("apiserver_terminated_watchers_total", `resource="tasks"`) - m0.Sum("apiserver_terminated_watchers_total", `resource="tasks"`)
 	r.stats = fleet.Stats()
 	fleet.Stop()
 	if _, err := d.Shutdown(time.Minute); err != nil {
@@ -284,6 +292,55 @@ func run(f flags, sc scenarios) error {
 		return os.WriteFile(f.out, []byte(out), 0o644)
 	}
 	return nil
+}
+
+// phases counts, from one mark to the next, the Task watches the instances opened and droverd
+// ended, and what droverd's controllers did.
+type phases struct {
+	ctx           context.Context
+	raw           rest.Interface
+	log           string
+	fleet         *hollow.Fleet
+	at            time.Time
+	opened, ended int
+	metrics       harness.Metrics
+}
+
+// newPhases starts counting now.
+func newPhases(ctx context.Context, d *harness.Droverd, raw rest.Interface, fleet *hollow.Fleet, at time.Time) *phases {
+	p := &phases{ctx: ctx, raw: raw, log: d.DataDir + ".log", fleet: fleet, at: at}
+	p.mark(nil, "")
+	return p
+}
+
+func (p *phases) mark(r *report, name string) {
+	opened := int(p.fleet.Stats().Watches)
+	ended := p.countTerminated()
+	m, err := harness.Scrape(p.ctx, p.raw)
+	if err != nil {
+		logf("%v", err)
+	}
+	if r != nil {
+		r.phases = append(r.phases, phase{name: name, wall: time.Since(p.at), opened: opened - p.opened,
+			terminated: ended - p.ended, controllers: harness.ControllerLoads(p.metrics, m)})
+	}
+	p.at, p.opened, p.ended, p.metrics = time.Now(), opened, ended, m
+}
+
+// countTerminated counts the Task watches droverd's log says its watch cache ended for falling behind.
+func (p *phases) countTerminated() int {
+	b, err := os.ReadFile(p.log)
+	if err != nil {
+		logf("reading droverd's log: %v", err)
+		return 0
+	}
+	n := 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if strings.Contains(line, "watcher close due to unresponsiveness") && strings.Contains(line, "tasks.ecs.drover.dev") {
+			n++
+		}
+	}
+	return n
 }
 
 // setUp creates the cluster and the task definition, and waits for its first revision, which
@@ -367,13 +424,13 @@ func (r *renewals) window(t0, t1 time.Time) renewalWindow {
 }
 
 type heartbeatResult struct {
-	window    time.Duration
-	renewals  renewalWindow
-	cpu       [2]float64
-	etcd      harness.EtcdDelta
-	rss       procinfo.RSS
-	connected int
-	profile   string
+	window               time.Duration
+	renewals             renewalWindow
+	cpu                  [2]float64
+	etcd                 harness.EtcdDelta
+	rss                  procinfo.RSS
+	connected            int
+	profile, heapProfile string
 }
 
 // heartbeat waits out the warm-up and measures droverd and the renewals with the instances idle.
@@ -405,6 +462,14 @@ func heartbeat(ctx context.Context, f flags, d *harness.Droverd, raw rest.Interf
 	res.window, res.etcd = t1.Sub(t0), e1.Sub(e0, t1.Sub(t0))
 	if res.rss, err = procinfo.ReadRSS(d.PID()); err != nil {
 		return nil, err
+	}
+	if f.profileDir != "" {
+		file := filepath.Join(f.profileDir, "heartbeat.heap.pprof")
+		if err := harness.SaveHeapProfile(ctx, raw, file); err != nil {
+			logf("%v", err)
+		} else {
+			res.heapProfile = file
+		}
 	}
 	// Renewals that started in the window may still be under way.
 	time.Sleep(min(f.heartbeat, 10*time.Second))
@@ -483,9 +548,9 @@ func (r *report) markdown(f flags, sc scenarios) string {
 		w("| startup: **create to RUNNING p50 / p90 / p99 / max** | **%s** |", lats(s.running))
 		w("| startup: create to bound p50 / p90 / p99 / max | %s |", lats(s.bound))
 		w("| startup: bound to RUNNING p50 / p90 / p99 / max | %s |", lats(s.boundToRunning))
-		w("| startup: create request latency p50 / p90 / p99 / max | %s |", lats(s.createLat))
-		w("| startup: churn achieved: creates / stops / deletes per second | %.1f / %.1f / %.1f (%d failed, %d skipped with 64 under way) |",
-			s.churn.rate(s.churn.creates), s.churn.rate(s.churn.stops), s.churn.rate(s.churn.deletes), s.churn.errs, s.churn.skipped)
+		w("| startup: create request latency p50 / p90 / p99 / max | %s (%d creates sent again after 429 or a timeout) |", lats(s.createLat), s.createRetries)
+		w("| startup: churn achieved: creates / stops / deletes per second | %.1f / %.1f / %.1f (%d failed, %d skipped with 64 under way, %d creates sent again) |",
+			s.churn.rate(s.churn.creates), s.churn.rate(s.churn.stops), s.churn.rate(s.churn.deletes), s.churn.errs, s.churn.skipped, s.churn.retries)
 		w("| startup: churn request latency p50 / p99 | %s / %s |", ms(pct(s.churn.latencies, 0.5)), ms(pct(s.churn.latencies, 0.99)))
 		w("| startup: droverd CPU / benchmark CPU | %.2f / %.2f cores |", s.cpu[0], s.cpu[1])
 		w("| startup: droverd RSS at the end | %s |", s.rss)
@@ -493,15 +558,43 @@ func (r *report) markdown(f flags, sc scenarios) string {
 	st := r.stats
 	w("| hollow instances over the run: renewals (failed), status reports (failed) | %d (%d), %d (%d) |", st.Renewals, st.RenewalErrors, st.StatusReports, st.StatusErrors)
 	w("| hollow instances over the run: Tasks reported RUNNING / STOPPED, reports failed | %d / %d, %d |", st.Running, st.Stopped+st.Failed, st.TaskReportErrors)
-	w("| hollow instances over the run: Task lists, watches (failed) | %d, %d (%d) |", st.Lists, st.Watches, st.WatchErrors)
-	w("| Task watches droverd's watch cache ended for falling behind (apiserver_terminated_watchers_total) | %.0f |", r.terminated)
+	w("| hollow instances over the run: Task lists, watches opened (failed) | %d, %d (%d) |", st.Lists, st.Watches, st.WatchErrors)
+	for _, p := range r.phases {
+		w("| Task watches opened / ended by droverd's watch cache for falling behind: %s | %d / %d |", p.name, p.opened, p.terminated)
+	}
+	w("")
+	w("droverd's controllers in each phase: time inside Reconcile as a share of the phase's wall time, and passes. The")
+	w("task controller runs 8 reconciles at once, the others one each: one of those close to 100%% is a bottleneck.")
+	w("")
+	head, sep := "| controller |", "| --- |"
+	for _, p := range r.phases {
+		head += fmt.Sprintf(" %s (%s) |", p.name, ms(p.wall))
+		sep += " --- |"
+	}
+	w("%s", head)
+	w("%s", sep)
+	for _, name := range []string{"containerinstance", "placement", "task", "service", "cluster", "taskdefinition"} {
+		row, seen := "| "+name+" |", false
+		for _, p := range r.phases {
+			cell := " - |"
+			for _, l := range p.controllers {
+				if l.Name == name {
+					cell, seen = fmt.Sprintf(" %.0f%% (%.0f) |", 100*l.Busy.Seconds()/p.wall.Seconds(), l.Passes), true
+				}
+			}
+			row += cell
+		}
+		if seen {
+			w("%s", row)
+		}
+	}
 	if st.FirstError != "" {
 		w("")
 		w("First error of a hollow instance: %s", st.FirstError)
 	}
 	if profiles := slices.DeleteFunc(slices.Clone(r.profiles), func(p string) bool { return p == "" }); len(profiles) > 0 {
 		w("")
-		w("CPU profiles of droverd: %s", strings.Join(profiles, ", "))
+		w("Profiles of droverd: %s", strings.Join(profiles, ", "))
 	}
 	return b.String()
 }

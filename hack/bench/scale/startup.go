@@ -29,10 +29,12 @@ type startupResult struct {
 	// total is from the first create to the last Task seen RUNNING.
 	total                                     time.Duration
 	running, bound, boundToRunning, createLat []time.Duration
-	churn                                     churnResult
-	cpu                                       [2]float64
-	rss                                       procinfo.RSS
-	profile                                   string
+	// createRetries counts the creates droverd turned away (429, timeouts) and that were sent again.
+	createRetries int
+	churn         churnResult
+	cpu           [2]float64
+	rss           procinfo.RSS
+	profile       string
 }
 
 // startup creates f.tasks standalone Tasks at f.rate per second while the churn runs, and times
@@ -79,9 +81,10 @@ func startup(ctx context.Context, f flags, d *harness.Droverd, raw rest.Interfac
 			}
 			t0 := time.Now()
 			w.created(i, t0)
-			err := c.Create(ctx, task)
+			retries, err := create(ctx, c, task)
 			mu.Lock()
 			defer mu.Unlock()
+			res.createRetries += retries
 			if err != nil && createErr == nil {
 				createErr = fmt.Errorf("creating Task %s: %w", task.Name, err)
 			}
@@ -108,6 +111,21 @@ func startup(ctx context.Context, f flags, d *harness.Droverd, raw rest.Interfac
 	logf("startup: all %d RUNNING %s after the first create; create to RUNNING p50 %s, p99 %s", f.tasks, ms(res.total),
 		ms(pct(res.running, 0.5)), ms(pct(res.running, 0.99)))
 	return res, nil
+}
+
+// create creates task, and sends it again, as a user's tool would, while droverd answers that it
+// is too busy (429) or timed out; it returns how many times it sent it again.
+func create(ctx context.Context, c client.Client, task *ecsv1alpha1.Task) (int, error) {
+	for retries := 0; ; retries++ {
+		err := c.Create(ctx, task)
+		if retries > 0 && apierrors.IsAlreadyExists(err) {
+			err = nil // a create that timed out on the way back
+		}
+		if err == nil || retries == 10 || !(apierrors.IsTooManyRequests(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err)) {
+			return retries, err
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 func startupName(i int) string { return fmt.Sprintf("startup-%05d", i) }
@@ -262,18 +280,18 @@ func (w *watcher) summary() (total time.Duration, running, bound, boundToRunning
 type churner struct {
 	c client.Client
 
-	mu                                     sync.Mutex
-	next                                   int
-	live, stopped                          []string
-	creates, stops, deletes, errs, skipped int
-	latencies                              []time.Duration
-	window                                 time.Duration
+	mu                                              sync.Mutex
+	next                                            int
+	live, stopped                                   []string
+	creates, stops, deletes, errs, skipped, retries int
+	latencies                                       []time.Duration
+	window                                          time.Duration
 }
 
 type churnResult struct {
-	creates, stops, deletes, errs, skipped int
-	latencies                              []time.Duration
-	window                                 time.Duration
+	creates, stops, deletes, errs, skipped, retries int
+	latencies                                       []time.Duration
+	window                                          time.Duration
 }
 
 func (r churnResult) rate(n int) float64 {
@@ -344,7 +362,11 @@ func (ch *churner) do(ctx context.Context, kind int) {
 	case 0:
 		task.Labels = map[string]string{labelRole: "churn"}
 		task.Spec = ecsv1alpha1.TaskSpec{Cluster: cluster, TaskDefinition: family, StartedBy: "churn"}
-		err = ch.c.Create(ctx, task)
+		var retries int
+		retries, err = create(ctx, ch.c, task)
+		ch.mu.Lock()
+		ch.retries += retries
+		ch.mu.Unlock()
 	case 1:
 		err = ch.c.Patch(ctx, task, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"desiredStatus":"STOPPED"}}`)))
 	case 2:
@@ -375,6 +397,6 @@ func (ch *churner) do(ctx context.Context, kind int) {
 func (ch *churner) result() churnResult {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	return churnResult{creates: ch.creates, stops: ch.stops, deletes: ch.deletes, errs: ch.errs, skipped: ch.skipped,
+	return churnResult{creates: ch.creates, stops: ch.stops, deletes: ch.deletes, errs: ch.errs, skipped: ch.skipped, retries: ch.retries,
 		latencies: ch.latencies, window: ch.window}
 }
