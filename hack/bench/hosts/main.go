@@ -5,33 +5,24 @@
 // It starts droverd as a child process (controllers on, since the containerinstance controller
 // reacts to every Lease renewal) on free loopback ports with a temporary data dir. Hosts register
 // as drover-agent does: each generates its own ECDSA key and CSR and posts them with an activation
-// code, verifying droverd with its CA. The simulated agents then run in this process, each with its
+// code, verifying droverd with its CA (test/scale/hollow's Registrar). The simulated agents then run
+// in this process as hollow instances that only renew their Leases (test/scale/hollow), each with its
 // own client certificate and HTTP transport (so its own TLS connection), renewing its Lease with a
 // GET and an UPDATE every --heartbeat like drover-agent's heartbeat. They do nothing else: no Task
-// watch and no periodic status report. The report is markdown on stdout.
+// watch and no status report. The report is markdown on stdout.
 //
 //	go run ./hack/bench/hosts --droverd ./bin/droverd [--registrations 200] [--concurrency 8] \
 //	    [--instances 1000] [--heartbeat 5s] [--duration 60s] [--profile-dir DIR] [--out FILE]
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	mathrand "math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -47,28 +38,18 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
-	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
 	"github.com/drover-dev/drover/hack/bench/internal/harness"
 	"github.com/drover-dev/drover/hack/bench/internal/procinfo"
-	"github.com/drover-dev/drover/internal/registration/wire"
+	"github.com/drover-dev/drover/test/scale/hollow"
 )
 
 const (
 	namespace = metav1.NamespaceDefault
 	cluster   = "bench"
-	// maxPerActivation is the largest registrationLimit an Activation takes.
-	maxPerActivation = 1000
-	// requestTimeout bounds each heartbeat request, as drover-agent's default --request-timeout does.
-	requestTimeout = 10 * time.Second
-	// registerTimeout bounds a registration, as drover-agent register's default --request-timeout does.
-	registerTimeout = 30 * time.Second
-	// registerAttempts is how often a host tries to register before the benchmark gives up.
-	registerAttempts = 3
 )
 
 type flags struct {
@@ -134,17 +115,17 @@ type report struct {
 	loadAfter  string
 	startup    time.Duration
 
-	reg      regResult // the timed registrations
+	reg      hollow.Registrations // the timed registrations
 	regCPU   [2]float64
-	regEtcd  etcdDelta
-	fill     regResult // further registrations up to --instances
+	regEtcd  harness.EtcdDelta
+	fill     hollow.Registrations // further registrations up to --instances
 	baseCPU  [2]float64
-	baseEtcd etcdDelta
+	baseEtcd harness.EtcdDelta
 	rssIdle  procinfo.RSS // droverd after registering, before the heartbeats
 
 	hb         hbResult
 	hbCPU      [2]float64
-	hbEtcd     etcdDelta
+	hbEtcd     harness.EtcdDelta
 	rssHB      procinfo.RSS // droverd at the end of the heartbeat window
 	connected  int
 	registered int
@@ -204,11 +185,11 @@ func run(f flags) error {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return errors.New("no certificate in pki/ca.crt")
 	}
-	etcd, err := newEtcdMetrics(dir, d.Ports[1])
+	etcd, err := harness.NewEtcdMetrics(dir, d.Ports[1])
 	if err != nil {
 		return err
 	}
-	if _, err := etcd.read(); err != nil {
+	if _, err := etcd.Read(); err != nil {
 		return fmt.Errorf("reading etcd's metrics: %w", err)
 	}
 
@@ -218,13 +199,13 @@ func run(f flags) error {
 	}
 	total := max(f.registrations, f.instances)
 	// Headroom for registrations that time out on the client but complete on the server.
-	acts, err := createActivations(ctx, admin, total+total/10+10)
+	acts, err := hollow.CreateActivations(ctx, admin, namespace, cluster, total+total/10+10)
 	if err != nil {
 		return err
 	}
-	reg := &registrar{server: server, pool: pool, acts: acts}
+	reg := &hollow.Registrar{Server: server, CA: pool, Activations: acts, HostnamePrefix: "bench-host"}
 
-	var hosts []*host
+	var hosts []*hollow.Identity
 	prof := &profiler{cfg: adminCfg, dir: f.profileDir}
 	if f.profileDir != "" {
 		prof.cpu(ctx, "registrations.cpu.pprof", 20*time.Second)
@@ -232,25 +213,25 @@ func run(f flags) error {
 	if f.registrations > 0 {
 		logf("registering %d hosts, %d at a time", f.registrations, f.concurrency)
 		cpu := harness.StartCPU(d.PID())
-		e0, _ := etcd.read()
-		r.reg = reg.run(ctx, 0, f.registrations, f.concurrency)
+		e0, _ := etcd.Read()
+		r.reg = reg.RegisterMany(ctx, 0, f.registrations, f.concurrency)
 		r.regCPU = cpu.Cores()
-		e1, _ := etcd.read()
-		r.regEtcd = e1.sub(e0, r.reg.wall)
-		logf("registered %d in %s (%.1f/s), %d failed attempts", r.reg.ok(), ms(r.reg.wall), r.reg.rate(), r.reg.errs)
-		if r.reg.ok() < f.registrations {
-			return fmt.Errorf("%d of %d hosts could not register, first error: %v", f.registrations-r.reg.ok(), f.registrations, r.reg.firstErr)
+		e1, _ := etcd.Read()
+		r.regEtcd = e1.Sub(e0, r.reg.Wall)
+		logf("registered %d in %s (%.1f/s), %d failed attempts", len(r.reg.Identities), ms(r.reg.Wall), r.reg.Rate(), r.reg.FailedAttempts)
+		if len(r.reg.Identities) < f.registrations {
+			return fmt.Errorf("%d of %d hosts could not register, first error: %v", f.registrations-len(r.reg.Identities), f.registrations, r.reg.FirstErr)
 		}
-		hosts = append(hosts, r.reg.hosts...)
+		hosts = append(hosts, r.reg.Identities...)
 	}
 	if more := f.instances - len(hosts); more > 0 {
 		logf("registering %d more hosts for the heartbeats, %d at a time", more, f.concurrency)
-		r.fill = reg.run(ctx, len(hosts), more, f.concurrency)
-		logf("registered %d in %s (%.1f/s), %d failed attempts", r.fill.ok(), ms(r.fill.wall), r.fill.rate(), r.fill.errs)
-		if r.fill.ok() < more {
-			return fmt.Errorf("%d of %d hosts could not register, first error: %v", more-r.fill.ok(), more, r.fill.firstErr)
+		r.fill = reg.RegisterMany(ctx, len(hosts), more, f.concurrency)
+		logf("registered %d in %s (%.1f/s), %d failed attempts", len(r.fill.Identities), ms(r.fill.Wall), r.fill.Rate(), r.fill.FailedAttempts)
+		if len(r.fill.Identities) < more {
+			return fmt.Errorf("%d of %d hosts could not register, first error: %v", more-len(r.fill.Identities), more, r.fill.FirstErr)
 		}
-		hosts = append(hosts, r.fill.hosts...)
+		hosts = append(hosts, r.fill.Identities...)
 	}
 	hosts = hosts[:f.instances]
 	prof.wait()
@@ -258,14 +239,14 @@ func run(f flags) error {
 
 	if f.baseline > 0 {
 		// Controllers and Events trail the registrations; measure once etcd is quiet.
-		settle(etcd, 30*time.Second)
+		harness.Settle(etcd, 30*time.Second)
 		logf("measuring %s with %d instances registered and silent", f.baseline, total)
 		cpu := harness.StartCPU(d.PID())
-		e0, _ := etcd.read()
+		e0, _ := etcd.Read()
 		time.Sleep(f.baseline)
 		r.baseCPU = cpu.Cores()
-		e1, _ := etcd.read()
-		r.baseEtcd = e1.sub(e0, f.baseline)
+		e1, _ := etcd.Read()
+		r.baseEtcd = e1.Sub(e0, f.baseline)
 	}
 	if r.rssIdle, err = procinfo.ReadRSS(d.PID()); err != nil {
 		return err
@@ -290,30 +271,22 @@ func run(f flags) error {
 }
 
 // heartbeats runs the simulated agents through the warm-up and the measured window.
-func heartbeats(ctx context.Context, f flags, r *report, d *harness.Droverd, etcd *etcdMetrics, admin client.Client, adminCfg *rest.Config,
-	server string, pool *x509.CertPool, hosts []*host) error {
+func heartbeats(ctx context.Context, f flags, r *report, d *harness.Droverd, etcd *harness.EtcdMetrics, admin client.Client, adminCfg *rest.Config,
+	server string, pool *x509.CertPool, hosts []*hollow.Identity) error {
 	before := selfMem()
-	agents := make([]*simAgent, len(hosts))
-	for i, h := range hosts {
-		a, err := newSimAgent(server, pool, h, f.heartbeat)
-		if err != nil {
-			return err
-		}
-		agents[i] = a
-	}
-	actx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, a := range agents {
-		// Agents start at random moments, as real hosts do, so renewals spread over the interval.
-		offset := time.Duration(mathrand.Int64N(int64(f.heartbeat)))
-		wg.Go(func() { a.run(actx, offset) })
-	}
-	defer func() { stop(); wg.Wait() }()
-	logf("%d simulated agents renewing every %s; warming up for %s", len(agents), f.heartbeat, f.warmup)
-	if err := waitConnected(ctx, f, r, admin, agents); err != nil {
+	b := &beats{renewals: make([][]renewal, len(hosts)), leaseGone: make([]atomic.Bool, len(hosts))}
+	fleet, err := hollow.NewFleet(hollow.Config{Server: server, CA: pool, HeartbeatInterval: f.heartbeat, HeartbeatOnly: true, OnRenew: b.record}, hosts)
+	if err != nil {
 		return err
 	}
-	r.clientMem = selfMem().sub(before, len(agents))
+	// Agents start at random moments within an interval, as real hosts do, so renewals spread over it.
+	fleet.Start(ctx)
+	defer fleet.Stop()
+	logf("%d simulated agents renewing every %s; warming up for %s", len(hosts), f.heartbeat, f.warmup)
+	if err := waitConnected(ctx, f, r, admin, hosts, b); err != nil {
+		return err
+	}
+	r.clientMem = selfMem().sub(before, len(hosts))
 	r.goroutines = runtime.NumGoroutine()
 
 	prof := &profiler{cfg: adminCfg, dir: f.profileDir}
@@ -322,7 +295,7 @@ func heartbeats(ctx context.Context, f flags, r *report, d *harness.Droverd, etc
 	}
 	logf("measuring for %s", f.duration)
 	cpu := harness.StartCPU(d.PID())
-	e0, err := etcd.read()
+	e0, err := etcd.Read()
 	if err != nil {
 		return fmt.Errorf("reading etcd's metrics: %w", err)
 	}
@@ -330,11 +303,11 @@ func heartbeats(ctx context.Context, f flags, r *report, d *harness.Droverd, etc
 	time.Sleep(f.duration)
 	t1 := time.Now()
 	r.hbCPU = cpu.Cores()
-	e1, err := etcd.read()
+	e1, err := etcd.Read()
 	if err != nil {
 		return fmt.Errorf("reading etcd's metrics: %w", err)
 	}
-	r.hbEtcd = e1.sub(e0, t1.Sub(t0))
+	r.hbEtcd = e1.Sub(e0, t1.Sub(t0))
 	if r.rssHB, err = procinfo.ReadRSS(d.PID()); err != nil {
 		return err
 	}
@@ -350,7 +323,7 @@ func heartbeats(ctx context.Context, f flags, r *report, d *harness.Droverd, etc
 	r.registered = len(cis.Items)
 	beating := map[string]bool{}
 	for _, h := range hosts {
-		beating[h.name] = true
+		beating[h.Name] = true
 	}
 	for _, ci := range cis.Items {
 		if beating[ci.Name] && ci.Status.AgentConnected {
@@ -358,36 +331,19 @@ func heartbeats(ctx context.Context, f flags, r *report, d *harness.Droverd, etc
 		}
 	}
 	r.profiles = append(r.profiles, prof.saved...)
-	stop()
-	wg.Wait()
-	r.hb = collect(agents, t0, t1)
+	fleet.Stop()
+	r.hb = collect(hosts, b, t0, t1)
 	logf("%.1f renewals/s, %d errors, %d of %d instances connected", r.hb.rate(), r.hb.errs, r.connected, len(hosts))
 	return nil
-}
-
-// settle waits until etcd takes fewer than two writes in two seconds, at most limit.
-func settle(etcd *etcdMetrics, limit time.Duration) {
-	deadline := time.Now().Add(limit)
-	prev, err := etcd.read()
-	for err == nil && time.Now().Before(deadline) {
-		time.Sleep(2 * time.Second)
-		var cur etcdSample
-		if cur, err = etcd.read(); err == nil {
-			if cur["etcd_mvcc_put_total"]-prev["etcd_mvcc_put_total"] < 2 {
-				return
-			}
-			prev = cur
-		}
-	}
 }
 
 // waitConnected waits out the warm-up, and then for the containerinstance controller to mark every
 // heartbeating instance connected (up to --connect-wait from the start), polling every 2 s. An
 // instance whose Lease is gone cannot be connected, so it is not waited for.
-func waitConnected(ctx context.Context, f flags, r *report, admin client.Client, agents []*simAgent) error {
+func waitConnected(ctx context.Context, f flags, r *report, admin client.Client, hosts []*hollow.Identity, b *beats) error {
 	names := map[string]bool{}
-	for _, a := range agents {
-		names[a.h.name] = true
+	for _, h := range hosts {
+		names[h.Name] = true
 	}
 	t0 := time.Now()
 	for {
@@ -402,20 +358,20 @@ func waitConnected(ctx context.Context, f flags, r *report, admin client.Client,
 			}
 		}
 		gone := 0
-		for _, a := range agents {
-			if a.leaseGone.Load() {
+		for i := range hosts {
+			if b.leaseGone[i].Load() {
 				gone++
 			}
 		}
 		elapsed := time.Since(t0)
-		if n+gone == len(agents) && r.allConnected == 0 {
+		if n+gone == len(hosts) && r.allConnected == 0 {
 			r.allConnected = elapsed
 			logf("%d instances connected %s after the agents started; %d have no Lease", n, ms(elapsed), gone)
 		}
 		if elapsed >= f.warmup && (r.allConnected > 0 || elapsed >= f.connectWait) {
 			r.connectedAtStart = n
 			if r.allConnected == 0 {
-				logf("only %d of %d instances connected after %s (%d have no Lease); measuring anyway", n, len(agents), ms(elapsed), gone)
+				logf("only %d of %d instances connected after %s (%d have no Lease); measuring anyway", n, len(hosts), ms(elapsed), gone)
 			}
 			return nil
 		}
@@ -438,184 +394,12 @@ func adminClient(dir string) (client.Client, *rest.Config, error) {
 	return c, cfg, err
 }
 
-// activation is an Activation and its code.
-type activation struct{ id, code string }
-
-// createActivations creates Activations for n registrations, as drover activation create does.
-func createActivations(ctx context.Context, c client.Client, n int) ([]activation, error) {
-	var acts []activation
-	for left := n; left > 0; left -= maxPerActivation {
-		code, err := wire.NewCode()
-		if err != nil {
-			return nil, err
-		}
-		limit := min(left, maxPerActivation)
-		act := &ecsv1alpha1.Activation{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-", Namespace: namespace},
-			Spec: ecsv1alpha1.ActivationSpec{
-				Cluster:           cluster,
-				CodeHash:          wire.HashCode(code),
-				ExpiresAt:         metav1.NewTime(time.Now().Add(time.Hour).UTC().Truncate(time.Second)),
-				RegistrationLimit: int32(limit),
-			},
-		}
-		if err := c.Create(ctx, act); err != nil {
-			return nil, fmt.Errorf("creating an activation: %w", err)
-		}
-		acts = append(acts, activation{id: act.Namespace + "/" + act.Name, code: code})
-	}
-	return acts, nil
-}
-
-// host is a registered host: its instance and client certificate.
-type host struct {
-	namespace, name string
-	cert            tls.Certificate
-}
-
-type registrar struct {
-	server string
-	pool   *x509.CertPool
-	acts   []activation
-	// slots counts the registrations attempted: attempt j uses activation j/maxPerActivation.
-	slots atomic.Int64
-}
-
-type regResult struct {
-	hosts     []*host
-	latencies []time.Duration
-	// errs counts failed attempts; a host tries registerAttempts times.
-	errs     int
-	firstErr error
-	wall     time.Duration
-}
-
-func (r regResult) ok() int { return len(r.hosts) }
-
-func (r regResult) rate() float64 {
-	if r.wall <= 0 {
-		return 0
-	}
-	return float64(r.ok()) / r.wall.Seconds()
-}
-
-// run registers hosts first .. first+n-1 with workers concurrent registrations. Host i uses the
-// activation that has room for it.
-func (g *registrar) run(ctx context.Context, first, n, workers int) regResult {
-	var next atomic.Int64
-	var mu sync.Mutex
-	res := regResult{}
-	var wg sync.WaitGroup
-	t0 := time.Now()
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := first + int(next.Add(1)) - 1
-				if i >= first+n {
-					return
-				}
-				for range registerAttempts {
-					h, lat, err := g.register(ctx, i)
-					mu.Lock()
-					if err != nil {
-						res.errs++
-						if res.firstErr == nil {
-							res.firstErr = err
-						}
-					} else {
-						res.hosts = append(res.hosts, h)
-						res.latencies = append(res.latencies, lat)
-					}
-					mu.Unlock()
-					if err == nil {
-						break
-					}
-				}
-			}
-		})
-	}
-	wg.Wait()
-	res.wall = time.Since(t0)
-	return res
-}
-
-// register registers host i as drover-agent register does after checking the CA: a new key and
-// CSR, and one POST on a new connection verified against the CA. The latency is the POST's.
-func (g *registrar) register(ctx context.Context, i int) (*host, time.Duration, error) {
-	slot := int(g.slots.Add(1)) - 1
-	if slot >= len(g.acts)*maxPerActivation {
-		return nil, 0, errors.New("all activations are used up")
-	}
-	act := g.acts[slot/maxPerActivation]
-	hostname := fmt.Sprintf("bench-host-%05d", i)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, 0, err
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: hostname}}, key)
-	if err != nil {
-		return nil, 0, err
-	}
-	body, err := json.Marshal(wire.RegisterRequest{
-		ActivationID: act.id, ActivationCode: act.code, Hostname: hostname,
-		CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr})),
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: g.pool, MinVersion: tls.VersionTLS12}}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: registerTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.server+wire.RegisterPath, bytes.NewReader(body))
-	if err != nil {
-		return nil, 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	t0 := time.Now()
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, 0, err
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	lat := time.Since(t0)
-	if err != nil {
-		return nil, 0, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e wire.ErrorResponse
-		_ = json.Unmarshal(data, &e)
-		return nil, 0, fmt.Errorf("registering %s: %d %s", hostname, resp.StatusCode, e.Error)
-	}
-	var out wire.RegisterResponse
-	if err := json.Unmarshal(data, &out); err != nil {
-		return nil, 0, fmt.Errorf("registering %s: %w", hostname, err)
-	}
-	block, _ := pem.Decode([]byte(out.Certificate))
-	if block == nil {
-		return nil, 0, fmt.Errorf("registering %s: no PEM certificate in the answer", hostname)
-	}
-	leaf, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, 0, fmt.Errorf("registering %s: %w", hostname, err)
-	}
-	if pub, ok := leaf.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
-		return nil, 0, fmt.Errorf("registering %s: the certificate is not for the key sent", hostname)
-	}
-	return &host{namespace: out.Namespace, name: out.ContainerInstance,
-		cert: tls.Certificate{Certificate: [][]byte{block.Bytes}, PrivateKey: key, Leaf: leaf}}, lat, nil
-}
-
-// simAgent renews one instance's Lease with the instance's own certificate and transport.
-type simAgent struct {
-	h        *host
-	leases   coordinationv1client.LeaseInterface
-	interval time.Duration
-	// Filled by run, read after it returns.
-	renewals []renewal
+// beats records the renewals of each simulated agent, as the hollow fleet reports them. Instance
+// i's renewals are appended only by its own heartbeat, and read once the fleet has stopped.
+type beats struct {
+	renewals [][]renewal
 	// leaseGone is set while renewals find no Lease: the instance cannot be connected again.
-	leaseGone atomic.Bool
+	leaseGone []atomic.Bool
 }
 
 type renewal struct {
@@ -624,98 +408,9 @@ type renewal struct {
 	err error
 }
 
-// newSimAgent builds the client drover-agent builds: an HTTP/2 transport of its own that presents
-// the instance's certificate and verifies droverd with the CA.
-func newSimAgent(server string, pool *x509.CertPool, h *host, interval time.Duration) (*simAgent, error) {
-	tr := &http.Transport{
-		DialContext: (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig: &tls.Config{
-			RootCAs: pool, MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{h.cert},
-		},
-		ForceAttemptHTTP2:     true,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConnsPerHost:   4,
-		HTTP2:                 &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second},
-	}
-	rc := &rest.Config{Host: server, Transport: tr, UserAgent: "drover-bench-agent", QPS: 20, Burst: 40}
-	hc, err := rest.HTTPClientFor(rc)
-	if err != nil {
-		return nil, err
-	}
-	c, err := coordinationv1client.NewForConfigAndClient(rc, hc)
-	if err != nil {
-		return nil, err
-	}
-	return &simAgent{h: h, leases: c.Leases(h.namespace), interval: interval}, nil
-}
-
-func (a *simAgent) run(ctx context.Context, offset time.Duration) {
-	if !sleep(ctx, offset) {
-		return
-	}
-	failures := 0
-	for {
-		start := time.Now()
-		err := a.renew(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		a.renewals = append(a.renewals, renewal{at: start, lat: time.Since(start), err: err})
-		a.leaseGone.Store(apierrors.IsNotFound(err))
-		wait := a.interval - time.Since(start)
-		if err != nil {
-			// drover-agent's backoff: from 1s, doubling, up to the interval.
-			wait = min(time.Second<<min(failures, 10), a.interval)
-			failures++
-		} else {
-			failures = 0
-		}
-		if !sleep(ctx, max(wait, 0)) {
-			return
-		}
-	}
-}
-
-// renew does what drover-agent's heartbeat does: read the Lease, set holder, duration and renew
-// time, and update it with the resourceVersion read.
-func (a *simAgent) renew(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	seconds := int32((2*a.interval + time.Second - 1).Truncate(time.Second) / time.Second)
-	holder := a.h.name
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		lease, err := a.leases.Get(ctx, a.h.name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		now := metav1.NewMicroTime(time.Now())
-		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != holder {
-			lease.Spec.HolderIdentity = &holder
-			lease.Spec.AcquireTime = &now
-			transitions := int32(0)
-			if lease.Spec.LeaseTransitions != nil {
-				transitions = *lease.Spec.LeaseTransitions + 1
-			}
-			lease.Spec.LeaseTransitions = &transitions
-		}
-		lease.Spec.LeaseDurationSeconds = &seconds
-		lease.Spec.RenewTime = &now
-		_, err = a.leases.Update(ctx, lease, metav1.UpdateOptions{})
-		return err
-	})
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+func (b *beats) record(i int, at time.Time, took time.Duration, err error) {
+	b.renewals[i] = append(b.renewals[i], renewal{at: at, lat: took, err: err})
+	b.leaseGone[i].Store(apierrors.IsNotFound(err))
 }
 
 type hbResult struct {
@@ -735,15 +430,15 @@ type hbResult struct {
 func (h hbResult) rate() float64 { return float64(h.ok) / h.window.Seconds() }
 
 // collect counts the renewals that started within [t0, t1).
-func collect(agents []*simAgent, t0, t1 time.Time) hbResult {
+func collect(hosts []*hollow.Identity, b *beats, t0, t1 time.Time) hbResult {
 	res := hbResult{window: t1.Sub(t0)}
-	for _, a := range agents {
-		gone := a.leaseGone.Load()
+	for i, h := range hosts {
+		gone := b.leaseGone[i].Load()
 		if gone {
 			res.gone++
 		}
 		last := t0
-		for _, rn := range a.renewals {
+		for _, rn := range b.renewals[i] {
 			if rn.at.Before(t0) || !rn.at.Before(t1) {
 				continue
 			}
@@ -756,7 +451,7 @@ func collect(agents []*simAgent, t0, t1 time.Time) hbResult {
 					res.notFound++
 				}
 				if res.firstErr == nil {
-					res.firstErr = fmt.Errorf("%s: %w", a.h.name, rn.err)
+					res.firstErr = fmt.Errorf("%s: %w", h.Name, rn.err)
 				}
 				continue
 			}
@@ -796,98 +491,6 @@ func (m memSample) sub(before memSample, n int) clientMem {
 		heapPer: (float64(m.heap) - float64(before.heap)) / float64(n),
 		rssPer:  (float64(m.rss) - float64(before.rss)) / float64(n),
 	}
-}
-
-// etcdMetrics reads the embedded etcd's Prometheus metrics with droverd's etcd client certificate.
-type etcdMetrics struct {
-	url string
-	hc  *http.Client
-}
-
-var etcdCounters = []string{
-	"etcd_mvcc_put_total",
-	"etcd_mvcc_delete_total",
-	"etcd_mvcc_range_total",
-	"etcd_server_proposals_committed_total",
-	"etcd_disk_wal_fsync_duration_seconds_count",
-	"etcd_disk_backend_commit_duration_seconds_count",
-}
-
-func newEtcdMetrics(dir string, port int) (*etcdMetrics, error) {
-	pkiDir := filepath.Join(dir, "pki")
-	cert, err := tls.LoadX509KeyPair(filepath.Join(pkiDir, "etcd-client.crt"), filepath.Join(pkiDir, "etcd-client.key"))
-	if err != nil {
-		return nil, fmt.Errorf("loading etcd's client certificate: %w", err)
-	}
-	ca, err := os.ReadFile(filepath.Join(pkiDir, "ca.crt"))
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	return &etcdMetrics{
-		url: fmt.Sprintf("https://127.0.0.1:%d/metrics", port),
-		hc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}},
-		}},
-	}, nil
-}
-
-type etcdSample map[string]float64
-
-func (e *etcdMetrics) read() (etcdSample, error) {
-	resp, err := e.hc.Get(e.url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s answered %s", e.url, resp.Status)
-	}
-	s := etcdSample{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		for _, name := range etcdCounters {
-			rest, ok := strings.CutPrefix(line, name)
-			if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-				continue
-			}
-			fields := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
-			if len(fields) == 0 {
-				continue
-			}
-			if v, err := strconv.ParseFloat(fields[0], 64); err == nil {
-				s[name] += v // summed over labels
-			}
-		}
-	}
-	return s, sc.Err()
-}
-
-// etcdDelta is what etcd did in a window, per second, and in all.
-type etcdDelta struct {
-	total  map[string]float64
-	window time.Duration
-}
-
-func (s etcdSample) sub(before etcdSample, window time.Duration) etcdDelta {
-	d := etcdDelta{total: map[string]float64{}, window: window}
-	for k, v := range s {
-		d.total[k] = v - before[k]
-	}
-	return d
-}
-
-func (d etcdDelta) perSec(name string) float64 {
-	if d.window <= 0 {
-		return 0
-	}
-	return d.total[name] / d.window.Seconds()
 }
 
 // profiler fetches a CPU profile from droverd (started with --profiling).
@@ -975,21 +578,21 @@ func (r *report) markdown(f flags) string {
 	w("| droverd start to /readyz ok | %s |", ms(r.startup))
 	if f.registrations > 0 {
 		w("| registrations, %d with %d concurrent (new key, CSR and TLS connection each) | %.1f /s (%s; %d failed attempts, retried) |",
-			r.reg.ok(), f.concurrency, r.reg.rate(), ms(r.reg.wall), r.reg.errs)
-		w("| registration latency p50 / p90 / p99 / max | %s |", lats(r.reg.latencies))
+			len(r.reg.Identities), f.concurrency, r.reg.Rate(), ms(r.reg.Wall), r.reg.FailedAttempts)
+		w("| registration latency p50 / p90 / p99 / max | %s |", lats(r.reg.Latencies))
 		w("| CPU while registering, droverd / benchmark | %.2f / %.2f cores |", r.regCPU[0], r.regCPU[1])
-		if n := float64(r.reg.ok()); n > 0 {
+		if n := float64(len(r.reg.Identities)); n > 0 {
 			w("| etcd per registration: puts / proposals committed | %.1f / %.1f |",
-				r.regEtcd.total["etcd_mvcc_put_total"]/n, r.regEtcd.total["etcd_server_proposals_committed_total"]/n)
+				r.regEtcd.Total["etcd_mvcc_put_total"]/n, r.regEtcd.Total["etcd_server_proposals_committed_total"]/n)
 		}
 	}
-	if r.fill.ok() > 0 {
+	if len(r.fill.Identities) > 0 {
 		w("| further registrations for the heartbeats, %d | %.1f /s, p50 / p99 %s / %s (%d failed attempts, retried) |",
-			r.fill.ok(), r.fill.rate(), ms(pct(r.fill.latencies, 0.5)), ms(pct(r.fill.latencies, 0.99)), r.fill.errs)
+			len(r.fill.Identities), r.fill.Rate(), ms(pct(r.fill.Latencies, 0.5)), ms(pct(r.fill.Latencies, 0.99)), r.fill.FailedAttempts)
 	}
 	if f.baseline > 0 {
 		w("| %d instances registered, no heartbeats (%s): droverd CPU, etcd puts/s | %.2f cores, %.1f /s |",
-			max(f.registrations, f.instances), f.baseline, r.baseCPU[0], r.baseEtcd.perSec("etcd_mvcc_put_total"))
+			max(f.registrations, f.instances), f.baseline, r.baseCPU[0], r.baseEtcd.PerSec("etcd_mvcc_put_total"))
 	}
 	w("| droverd RSS before the heartbeats | %s |", r.rssIdle)
 	if f.instances > 0 {
@@ -1012,12 +615,12 @@ func (r *report) markdown(f flags) string {
 		w("| longest time an instance with a Lease went without a renewal | %s (grace period 10 s) |", ms(r.hb.maxGap))
 		w("| droverd CPU during the window | %.2f cores (%.2f cores per 100 renewals/s) |", r.hbCPU[0], r.hbCPU[0]/max(r.hb.rate(), 1e-9)*100)
 		w("| benchmark process CPU during the window | %.2f cores |", r.hbCPU[1])
-		w("| etcd puts/s (etcd_mvcc_put_total) | %.1f (%.2f per renewal) |", r.hbEtcd.perSec("etcd_mvcc_put_total"),
-			r.hbEtcd.total["etcd_mvcc_put_total"]/max(float64(r.hb.ok), 1))
-		w("| etcd proposals committed/s, ranges (reads)/s | %.1f, %.1f |", r.hbEtcd.perSec("etcd_server_proposals_committed_total"),
-			r.hbEtcd.perSec("etcd_mvcc_range_total"))
-		w("| etcd WAL fsyncs/s, backend commits/s | %.1f, %.1f |", r.hbEtcd.perSec("etcd_disk_wal_fsync_duration_seconds_count"),
-			r.hbEtcd.perSec("etcd_disk_backend_commit_duration_seconds_count"))
+		w("| etcd puts/s (etcd_mvcc_put_total) | %.1f (%.2f per renewal) |", r.hbEtcd.PerSec("etcd_mvcc_put_total"),
+			r.hbEtcd.Total["etcd_mvcc_put_total"]/max(float64(r.hb.ok), 1))
+		w("| etcd proposals committed/s, ranges (reads)/s | %.1f, %.1f |", r.hbEtcd.PerSec("etcd_server_proposals_committed_total"),
+			r.hbEtcd.PerSec("etcd_mvcc_range_total"))
+		w("| etcd WAL fsyncs/s, backend commits/s | %.1f, %.1f |", r.hbEtcd.PerSec("etcd_disk_wal_fsync_duration_seconds_count"),
+			r.hbEtcd.PerSec("etcd_disk_backend_commit_duration_seconds_count"))
 		w("| droverd RSS at the end of the window | %s |", r.rssHB)
 		w("| heartbeating instances with status.agentConnected=true at the end | %d of %d (%d container instances in all) |", r.connected, f.instances, r.registered)
 		w("| benchmark memory per simulated agent (transport, TLS connection, client), heap / RSS | %s / %s (%d goroutines in all) |",

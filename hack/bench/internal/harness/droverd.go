@@ -1,6 +1,7 @@
 // Package harness holds what the benchmarks that run droverd with its controllers share: starting
 // droverd as a child process, a client without rate limit, simulated container instances, droverd's
-// /metrics and CPU profile, and small helpers for running work in parallel and printing figures.
+// /metrics and CPU profile, the embedded etcd's counters, and small helpers for running work in
+// parallel and printing figures.
 package harness
 
 import (
@@ -57,6 +58,8 @@ type Options struct {
 	Timeout time.Duration
 	// PollEvery is how often /readyz is polled while droverd starts; 50 ms when zero.
 	PollEvery time.Duration
+	// Args are more droverd flags, such as --vmodule for logs a benchmark counts.
+	Args []string
 }
 
 // Startup is one start of droverd, measured from exec: to the first answer on the API port, to
@@ -102,6 +105,7 @@ func (d *Droverd) Start(ctx context.Context) error {
 	if d.opts.Profiling {
 		args = append(args, "--profiling")
 	}
+	args = append(args, d.opts.Args...)
 	d.Cmd, d.exited, d.log = exec.Command(d.bin, args...), make(chan error, 1), logFile
 	d.Cmd.Stdout, d.Cmd.Stderr = logFile, logFile
 	t0 := time.Now()
@@ -293,6 +297,12 @@ func TailFile(path string, n int) string {
 // droverd with profiling when profileDir is set, and connects as admin with userAgent.
 func Launch(droverdPath, userAgent string, keep bool, profileDir string, readyTimeout time.Duration,
 	logf func(string, ...any)) (d *Droverd, cfg *rest.Config, c client.WithWatch, cleanup func(), err error) {
+	return LaunchWith(droverdPath, userAgent, keep, profileDir, Options{Timeout: readyTimeout}, logf)
+}
+
+// LaunchWith is Launch with droverd started as opts say (and with profiling when profileDir is set).
+func LaunchWith(droverdPath, userAgent string, keep bool, profileDir string, opts Options,
+	logf func(string, ...any)) (d *Droverd, cfg *rest.Config, c client.WithWatch, cleanup func(), err error) {
 	cleanup = func() {}
 	bin, err := filepath.Abs(droverdPath)
 	if err != nil {
@@ -315,7 +325,8 @@ func Launch(droverdPath, userAgent string, keep bool, profileDir string, readyTi
 			return nil, nil, nil, cleanup, err
 		}
 	}
-	d, err = StartDroverd(bin, dir, profileDir != "", readyTimeout)
+	opts.Profiling = opts.Profiling || profileDir != ""
+	d, err = StartDroverdWith(context.Background(), bin, dir, opts)
 	if err != nil {
 		return nil, nil, nil, cleanup, err
 	}

@@ -98,6 +98,15 @@ func (p *Profile) Start(ctx context.Context, raw rest.Interface, file string, se
 	}()
 }
 
+// SaveHeapProfile writes droverd's heap profile (in use after a collection) to file.
+func SaveHeapProfile(ctx context.Context, raw rest.Interface, file string) error {
+	body, err := raw.Get().AbsPath("/debug/pprof/heap").Param("gc", "1").Timeout(time.Minute).DoRaw(ctx)
+	if err != nil {
+		return fmt.Errorf("fetching heap profile: %w", err)
+	}
+	return os.WriteFile(file, body, 0o644)
+}
+
 // Wait returns the profile's file once written, or "" when it was not started or failed.
 func (p *Profile) Wait() string {
 	if p.done == nil {

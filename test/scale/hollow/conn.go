@@ -1,0 +1,86 @@
+package hollow
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"net/http"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
+
+	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+)
+
+// scheme holds the kinds a hollow instance reads and writes; codecs is shared by every instance.
+var (
+	scheme = runtime.NewScheme()
+	codecs serializer.CodecFactory
+)
+
+func init() {
+	for _, add := range []func(*runtime.Scheme) error{ecsv1alpha1.AddToScheme, coordinationv1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			panic(err)
+		}
+	}
+	codecs = serializer.NewCodecFactory(scheme)
+}
+
+// conn is one instance's connection to droverd: a transport of its own, presenting the instance's
+// certificate (so one TLS connection, HTTP/2, per instance), and REST clients for Drover's group
+// and for Leases over it. They need no discovery, which instance identities may not read.
+type conn struct {
+	transport *http.Transport
+	ecs       *rest.RESTClient
+	leases    *rest.RESTClient
+}
+
+// newConn builds the client drover-agent builds: its transport settings, its user agent's form and
+// its client-side rate limit (20 requests/s, bursts of 40).
+func newConn(server string, ca *x509.CertPool, cert tls.Certificate) (*conn, error) {
+	tr := &http.Transport{
+		DialContext: (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig: &tls.Config{
+			RootCAs: ca, MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert},
+		},
+		ForceAttemptHTTP2:     true,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   4,
+		HTTP2:                 &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second},
+	}
+	base := rest.Config{
+		Host: server, Transport: tr, UserAgent: "drover-agent/hollow",
+		// One rate limit for both clients, as drover-agent's one client has.
+		RateLimiter:   flowcontrol.NewTokenBucketRateLimiter(20, 40),
+		ContentConfig: rest.ContentConfig{NegotiatedSerializer: codecs.WithoutConversion(), ContentType: runtime.ContentTypeJSON},
+	}
+	hc, err := rest.HTTPClientFor(&base)
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{transport: tr}
+	for _, gv := range []struct {
+		dst *(*rest.RESTClient)
+		gv  schema.GroupVersion
+	}{{&c.ecs, ecsv1alpha1.GroupVersion}, {&c.leases, coordinationv1.SchemeGroupVersion}} {
+		cfg := base
+		cfg.APIPath = "/apis"
+		cfg.GroupVersion = &gv.gv
+		rc, err := rest.RESTClientForConfigAndClient(&cfg, hc)
+		if err != nil {
+			return nil, err
+		}
+		*gv.dst = rc
+	}
+	return c, nil
+}
+
+func (c *conn) close() { c.transport.CloseIdleConnections() }
