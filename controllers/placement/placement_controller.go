@@ -57,7 +57,14 @@ type Reconciler struct {
 	// computed from: a pass accounts for every bound task of its cluster, and most have not changed
 	// since the last pass.
 	requests map[types.NamespacedName]map[types.UID]cachedRequest
+	// lastPass is when each cluster's last pass began.
+	lastPass map[types.NamespacedName]time.Time
 }
+
+// minPassInterval is the least time between two passes over one cluster. Every task event asks
+// for a pass and each pass reads every task of the cluster, so while tasks arrive quickly the
+// events of this long are placed together by one pass.
+const minPassInterval = 100 * time.Millisecond
 
 type cachedRequest struct {
 	generation int64
@@ -81,6 +88,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.rnd = rand.New(rand.NewSource(time.Now().UnixNano()))
 	r.assumed = map[types.UID]assumedBinding{}
 	r.requests = map[types.NamespacedName]map[types.UID]cachedRequest{}
+	r.lastPass = map[types.NamespacedName]time.Time{}
 	r.inflight = make(chan struct{}, bindWorkers)
 	r.retry = make(chan event.GenericEvent, 64)
 	return ctrl.NewControllerManagedBy(mgr).
@@ -118,6 +126,15 @@ func clusterRequest(namespace, cluster string) []reconcile.Request {
 
 // Reconcile places every waiting task of the cluster req names.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	r.mu.Lock()
+	wait := minPassInterval - time.Since(r.lastPass[req.NamespacedName])
+	if wait <= 0 {
+		r.lastPass[req.NamespacedName] = time.Now()
+	}
+	r.mu.Unlock()
+	if wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	// The lists share the cache's objects instead of copying them: a pass reads every task of its
 	// cluster, and copies only the few it writes (see decide and unplaceable).
 	noCopy := []client.ListOption{client.InNamespace(req.Namespace), client.UnsafeDisableDeepCopy}
