@@ -260,6 +260,7 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	if err := installBuiltins(g, builtinGetter, namespaces, s.authz); err != nil {
 		return nil, err
 	}
+	registerAPIMetrics()
 	gatherers := firstWins{legacyregistry.DefaultGatherer, crmetrics.Registry}
 	g.Handler.NonGoRestfulMux.Handle("/metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}))
 	g.Handler.NonGoRestfulMux.Handle(registration.RenewPath, reg.RenewHandler())
