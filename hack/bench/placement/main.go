@@ -32,10 +32,8 @@ import (
 	"sync"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -334,7 +332,6 @@ func taskIndex(name string) int {
 
 // watcher follows the Tasks and records when each was created, resolved and placed.
 type watcher struct {
-	c      client.WithWatch
 	n      int
 	cancel context.CancelFunc
 	done   chan error
@@ -352,7 +349,7 @@ type watcher struct {
 
 func startWatch(ctx context.Context, c client.WithWatch, n int) (*watcher, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	w := &watcher{c: c, n: n, cancel: cancel, done: make(chan error, 1), allPlaced: make(chan struct{}),
+	w := &watcher{n: n, cancel: cancel, done: make(chan error, 1), allPlaced: make(chan struct{}),
 		createdAt: make([]time.Time, n), resolvedAt: make([]time.Time, n), placedAt: make([]time.Time, n)}
 	list := &ecsv1alpha1.TaskList{}
 	if err := c.List(ctx, list, client.InNamespace(namespace)); err != nil {
@@ -364,7 +361,9 @@ func startWatch(ctx context.Context, c client.WithWatch, n int) (*watcher, error
 	for i := range list.Items {
 		w.observe(&list.Items[i], now)
 	}
-	go func() { w.done <- w.follow(ctx, list.ResourceVersion) }()
+	go func() {
+		w.done <- harness.FollowTasks(ctx, c, list.ResourceVersion, w.observe, client.InNamespace(namespace))
+	}()
 	return w, nil
 }
 
@@ -378,38 +377,6 @@ func (w *watcher) created(i int, at time.Time) {
 	w.mu.Lock()
 	w.createdAt[i] = at
 	w.mu.Unlock()
-}
-
-// follow watches from resourceVersion rv, resuming after the server closes the watch.
-func (w *watcher) follow(ctx context.Context, rv string) error {
-	for ctx.Err() == nil {
-		wi, err := w.c.Watch(ctx, &ecsv1alpha1.TaskList{}, client.InNamespace(namespace),
-			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("watching Tasks: %w", err)
-		}
-		for ev := range wi.ResultChan() {
-			switch ev.Type {
-			case watch.Error:
-				wi.Stop()
-				return fmt.Errorf("watching Tasks: %v", apierrors.FromObject(ev.Object))
-			case watch.Added, watch.Modified, watch.Bookmark:
-				task, ok := ev.Object.(*ecsv1alpha1.Task)
-				if !ok {
-					continue
-				}
-				rv = task.ResourceVersion
-				if ev.Type != watch.Bookmark {
-					w.observe(task, time.Now())
-				}
-			}
-		}
-		wi.Stop()
-	}
-	return nil
 }
 
 func (w *watcher) observe(task *ecsv1alpha1.Task, at time.Time) {
