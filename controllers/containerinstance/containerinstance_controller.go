@@ -3,6 +3,7 @@ package containerinstance
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -39,6 +40,13 @@ type Reconciler struct {
 	GracePeriod time.Duration
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// StartedAt is when the controller began its work; its first reconcile when zero. An instance
+	// that was connected then gets a full grace period from then: while the control plane was
+	// down or changing leader no renewal could arrive, and a restart must not disconnect every
+	// instance whose renewal fell in that gap.
+	StartedAt time.Time
+
+	startOnce sync.Once
 }
 
 // Setup adds the reconciler to mgr.
@@ -89,7 +97,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		grace = DefaultGracePeriod
 	}
 	now := r.now()
-	connected := renewed != nil && now.Sub(renewed.Time) <= grace
+	r.startOnce.Do(func() {
+		if r.StartedAt.IsZero() {
+			r.StartedAt = now
+		}
+	})
+	// alive is the renewal connectivity is judged by: the Lease's, or for an instance connected
+	// when the controller started, at least that start.
+	var alive time.Time
+	if renewed != nil {
+		alive = renewed.Time
+		if ci.Status.AgentConnected && alive.Before(r.StartedAt) {
+			alive = r.StartedAt
+		}
+	}
+	connected := renewed != nil && now.Sub(alive) <= grace
 
 	before := ci.DeepCopy()
 	cond := metav1.Condition{Type: ecsv1alpha1.ContainerInstanceConditionConnected, ObservedGeneration: ci.Generation}
@@ -120,7 +142,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	if connected {
 		// Look again just after the lease would expire without another renewal.
-		return ctrl.Result{RequeueAfter: renewed.Add(grace).Sub(now) + 100*time.Millisecond}, nil
+		return ctrl.Result{RequeueAfter: alive.Add(grace).Sub(now) + 100*time.Millisecond}, nil
 	}
 	return ctrl.Result{}, nil
 }

@@ -5,12 +5,17 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/controllers/containerinstance"
 	"github.com/drover-dev/drover/test/framework"
 )
 
@@ -62,4 +67,46 @@ func hasEvent(t *testing.T, c client.Client, ns, name, reason string) bool {
 		}
 	}
 	return false
+}
+
+// TestARestartDisconnectsNoInstance: no renewal can arrive while the control plane is down, so an
+// instance that was connected when the controller started gets a full grace period from that start
+// before it is marked disconnected; one already disconnected stays so.
+func TestARestartDisconnectsNoInstance(t *testing.T) {
+	s := framework.Start(t, framework.WithoutControllers())
+	c, ctx := s.Client, t.Context()
+	const ns = "default"
+	lastRenewal := time.Now().Add(-time.Minute).Truncate(time.Second)
+	for _, in := range []struct {
+		name      string
+		connected bool
+	}{{"was-connected", true}, {"was-gone", false}} {
+		require.NoError(t, c.Create(ctx, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: in.name, Namespace: ns},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(in.name), LeaseDurationSeconds: ptr.To[int32](10),
+				RenewTime: &metav1.MicroTime{Time: lastRenewal}},
+		}))
+		ci := &ecsv1alpha1.ContainerInstance{ObjectMeta: metav1.ObjectMeta{Name: in.name, Namespace: ns},
+			Spec: ecsv1alpha1.ContainerInstanceSpec{Cluster: "stores"}}
+		require.NoError(t, c.Create(ctx, ci))
+		ci.Status.AgentConnected = in.connected
+		require.NoError(t, c.Status().Update(ctx, ci))
+	}
+	// The controller starts 50 s after the last renewals, as after a long control-plane outage.
+	now := lastRenewal.Add(50 * time.Second)
+	r := &containerinstance.Reconciler{Client: c, APIReader: c, Recorder: record.NewFakeRecorder(10),
+		Now: func() time.Time { return now }}
+	connected := func(name string) bool {
+		_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}})
+		require.NoError(t, err)
+		ci := &ecsv1alpha1.ContainerInstance{}
+		require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, ci))
+		return ci.Status.AgentConnected
+	}
+	require.True(t, connected("was-connected"), "its agent had no server to renew with")
+	require.False(t, connected("was-gone"))
+	now = now.Add(9 * time.Second)
+	require.True(t, connected("was-connected"), "still within the grace period from the start")
+	now = now.Add(2 * time.Second)
+	require.False(t, connected("was-connected"), "no renewal for a grace period after the start")
 }
