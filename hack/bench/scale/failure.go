@@ -74,18 +74,15 @@ func failure(ctx context.Context, f flags, s *steady, fleet *hollow.Fleet) (*fai
 	k := max(1, f.instances/100)
 	var victims []string
 	all := fleet.Instances()
+	dead := map[string]bool{}
 	for i := 0; i < len(all) && len(victims) < k; i += max(1, len(all)/k) {
 		for j := i; j < len(all); j++ {
-			if name := all[j].Name(); on[name] > 0 && !all[j].Dead() {
-				victims = append(victims, name)
+			if name := all[j].Name(); on[name] > 0 && !all[j].Dead() && !dead[name] {
+				victims, dead[name] = append(victims, name), true
+				res.tasksOnKilled += on[name]
 				break
 			}
 		}
-	}
-	dead := map[string]bool{}
-	for _, v := range victims {
-		dead[v] = true
-		res.tasksOnKilled += on[v]
 	}
 	res.killed = len(victims)
 	live := map[string]taskInfo{}
