@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sort"
 	"sync"
@@ -76,11 +75,13 @@ type saturationResult struct {
 	// created is from the first create to the last; running from the first create until every
 	// desired task was RUNNING (the instances' RUNNING reports, confirmed by a list).
 	created, running time.Duration
-	verified         serviceHealth
-	lists            int
-	calls            []verbTimes
-	cpu              [2]float64
-	rss              procinfo.RSS
+	// reached is, when not every task was RUNNING within --timeout, how many were.
+	reached  int
+	verified serviceHealth
+	lists    int
+	calls    []verbTimes
+	cpu      [2]float64
+	rss      procinfo.RSS
 }
 
 // saturation creates services of 250, 30 and 5 tasks, holding a quarter, a quarter and half of
@@ -127,17 +128,25 @@ func saturation(ctx context.Context, f flags, d *harness.Droverd, c client.WithW
 			lastLog = time.Now()
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("saturation: %d of %d tasks reported RUNNING after %s", n, res.tasks, f.timeout)
+			// Report how far it got: the request latencies are the point as much as the total.
+			res.reached = n
+			logf("saturation: only %d of %d tasks reported RUNNING after %s", n, res.tasks, f.timeout)
+			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	t1 := t0.Add(res.running)
+	if res.reached > 0 {
+		t1 = time.Now()
+	}
 	res.cpu = cpu.Cores()
 	if res.rss, err = procinfo.ReadRSS(d.PID()); err != nil {
 		return nil, err
 	}
 	res.calls = append(api.window(t0, t1), verbTimes{kind: "create services (this benchmark, 16 at a time)", lats: set.createLat})
-	logf("saturation: all %d tasks RUNNING %s after the first create", res.tasks, ms(res.running))
+	if res.reached == 0 {
+		logf("saturation: all %d tasks RUNNING %s after the first create", res.tasks, ms(res.running))
+	}
 	return res, nil
 }
 
@@ -163,8 +172,12 @@ func (r *saturationResult) rows(f flags, w func(string, ...any)) {
 	w("| saturation: %d tasks (%d per instance) in services of 250 / 30 / 5 tasks | %d / %d / %d services (%d in all) |",
 		r.tasks, f.saturationTasks, r.services[0], r.services[1], r.services[2], r.services[0]+r.services[1]+r.services[2])
 	w("| saturation: services created (16 creates at a time) | in %s |", ms(r.created))
-	w("| saturation: **first create to every desired task RUNNING** | **%s** (%.0f tasks/s; checked by %d list(s): %d RUNNING, %d services short, %d with more) |",
-		ms(r.running), float64(r.tasks)/r.running.Seconds(), r.lists, r.verified.running, r.verified.short, r.verified.extra)
+	if r.reached > 0 {
+		w("| saturation: **first create to every desired task RUNNING** | **not within --timeout %s: %d of %d reported RUNNING** |", f.timeout, r.reached, r.tasks)
+	} else {
+		w("| saturation: **first create to every desired task RUNNING** | **%s** (%.0f tasks/s; checked by %d list(s): %d RUNNING, %d services short, %d with more) |",
+			ms(r.running), float64(r.tasks)/r.running.Seconds(), r.lists, r.verified.running, r.verified.short, r.verified.extra)
+	}
 	w("| saturation: droverd CPU / benchmark CPU | %.2f / %.2f cores |", r.cpu[0], r.cpu[1])
 	w("| saturation: droverd RSS at the end | %s |", r.rss)
 }
