@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -177,11 +179,26 @@ func disconnectEvents(ctx context.Context, c client.Client, t time.Time) (int, e
 }
 
 func (r *restartResult) rows(f flags, w func(string, ...any)) {
-	w("| restart: droverd SIGTERM to exit / **exec to ready** (/readyz) | %s / **%s** (listening after %s) |", ms(r.stop), ms(r.startup.Ready), ms(r.startup.Listening))
+	w("| restart: droverd SIGTERM to exit / **exec to ready** (/readyz) | %s / **%s** (listening after %s; last /readyz checks to pass: %s) |",
+		ms(r.stop), ms(r.startup.Ready), ms(r.startup.Listening), slowestChecks(r.startup.Checks, 3))
 	w("| restart: ready to every instance's first renewal / **to every instance connected again** (status; list and watch) / from SIGTERM | %s / **%s** / %s (last reconnection the watch saw %s after ready) |",
 		ms(r.renewed), ms(r.reconnect), ms(r.down), ms(r.lastReconnect))
 	w("| restart: instances recorded Disconnected (Events) after the restart began; failed renewals meanwhile | %d of %d; %d |", r.flapped, f.instances, r.renewalErrors)
 	w("| restart: **service tasks RUNNING before / same name and uid RUNNING after / stopped or gone / new** (%s after all reconnected) | **%d / %d / %d / %d** |",
 		ms(r.settle), r.before, r.kept, r.lost, r.added)
 	w("| restart: services with exactly desiredCount RUNNING (by the Tasks / by status.runningCount) | %d / %d of %d |", r.wholeServices, r.servicesAtDesired, r.services)
+}
+
+// slowestChecks names the n /readyz checks that passed last, with when, from exec.
+func slowestChecks(checks map[string]time.Duration, n int) string {
+	names := make([]string, 0, len(checks))
+	for name := range checks {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return checks[names[i]] > checks[names[j]] })
+	var parts []string
+	for _, name := range names[:min(n, len(names))] {
+		parts = append(parts, fmt.Sprintf("%s %s", name, ms(checks[name])))
+	}
+	return strings.Join(parts, ", ")
 }
