@@ -16,8 +16,10 @@ type steady struct {
 	set *serviceSet
 	// ready is how long they took from the first create until every task ran.
 	ready time.Duration
-	tk    *tasks
-	ci    *instances
+	// flapped counts the instances a watch saw disconnected while the services started.
+	flapped int
+	tk      *tasks
+	ci      *instances
 }
 
 // startSteady creates f.serviceTasks tasks per instance in services of f.serviceSize, whose
@@ -39,6 +41,13 @@ func startSteady(ctx context.Context, f flags, c client.WithWatch) (*steady, err
 		return nil, err
 	}
 	s.ready = at.Sub(t0)
+	flapped := map[string]bool{}
+	for _, e := range s.ci.since(t0) {
+		if !e.connected {
+			flapped[e.name] = true
+		}
+	}
+	s.flapped = len(flapped)
 	logf("services: all %d tasks RUNNING %s after the first create", s.set.total, ms(s.ready))
 	return s, nil
 }

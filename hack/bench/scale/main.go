@@ -647,8 +647,8 @@ func (r *report) markdown(f flags, sc scenarios) string {
 		w("| startup: droverd RSS at the end | %s |", s.rss)
 	}
 	if s := r.steady; s != nil {
-		w("| services for restart and failure: %d tasks (%d per instance) in %d services, disconnectPolicy Replace after %s | all RUNNING %s after the first create |",
-			s.set.total, f.serviceTasks, len(s.set.desired), f.replaceAfter, ms(s.ready))
+		w("| services for restart and failure: %d tasks (%d per instance) in %d services, disconnectPolicy Replace after %s | all RUNNING %s after the first create (%d instances seen disconnected meanwhile) |",
+			s.set.total, f.serviceTasks, len(s.set.desired), f.replaceAfter, ms(s.ready), s.flapped)
 	}
 	if r.restart != nil {
 		r.restart.rows(f, w)

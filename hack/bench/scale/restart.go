@@ -38,8 +38,12 @@ type restartResult struct {
 // ports, and checks that the hollow instances reconnect and that no task stopped or was added.
 func restart(ctx context.Context, f flags, d *harness.Droverd, c client.WithWatch, s *steady, fleet *hollow.Fleet, rec *renewals, ph *phases) (*restartResult, error) {
 	res := &restartResult{}
-	if n := s.ci.countConnected(); n != f.instances {
-		return nil, fmt.Errorf("restart: %d of %d instances connected before the restart", n, f.instances)
+	// Instances marked disconnected while the services started (see steady.flapped) come back
+	// with their next renewal.
+	for deadline := time.Now().Add(f.timeout); s.ci.countConnected() != f.instances; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("restart: %d of %d instances connected before the restart", s.ci.countConnected(), f.instances)
+		}
 	}
 	// Heartbeats going, and the services' last writes done.
 	time.Sleep(f.heartbeat)
