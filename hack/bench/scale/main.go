@@ -17,12 +17,30 @@
 //     created, told to stop, and deleted, in turn), --tasks standalone Tasks are created at --rate
 //     per second. Each is timed from its create to RUNNING as a watch of the Tasks sees it, with
 //     the time to bound (spec.containerInstance set) on the way.
+//   - restart and failure run on REPLICA services of --service-size tasks, --service-tasks per
+//     instance in all, whose disconnectPolicy replaces tasks --replace-after an instance's last
+//     heartbeat; they are created first and timed until every task runs.
+//   - restart: with the services running and every instance connected, droverd is stopped
+//     (SIGTERM) and started again on its data dir and ports. Reported: its exec to ready, the time
+//     until every instance renewed its Lease and was connected again, the instances marked
+//     disconnected meanwhile, and, by counting, whether the same tasks (name and uid) run after
+//     as before, with none stopped and none added.
+//   - failure: 1% of the instances (at least one), each running some of the services' tasks, die
+//     (Fleet.Kill: no more renewals, watch or reports). Reported: the time from the kill until a
+//     watch sees each marked disconnected, until every service again runs its desiredCount with
+//     none on a dead instance, and that no task on a live instance was stopped.
+//   - saturation: services of 250, 30 and 5 tasks holding a quarter, a quarter and half of
+//     --saturation-tasks per instance are created at once. Reported: the time until every desired
+//     task is RUNNING (counted from the instances' RUNNING reports, confirmed by a list), and each
+//     kind of request's latency meanwhile, as the hollow instances and this benchmark time them.
 //
 // The report is markdown on stdout.
 //
 //	make build
-//	go run ./hack/bench/scale --droverd ./bin/droverd [--instances 1000] [--scenarios heartbeat,startup] \
-//	    [--idle 60s] [--tasks 500] [--rate 5] [--churn 20] [--profile-dir DIR] [--out FILE]
+//	go run ./hack/bench/scale --droverd ./bin/droverd [--instances 1000] \
+//	    [--scenarios heartbeat,startup,restart,failure,saturation] [--idle 60s] [--tasks 500] [--rate 5] \
+//	    [--churn 20] [--service-tasks 3] [--service-size 50] [--replace-after 10s] [--saturation-tasks 3] \
+//	    [--profile-dir DIR] [--out FILE]
 package main
 
 import (
@@ -59,26 +77,30 @@ const (
 )
 
 type flags struct {
-	droverd        string
-	instances      int
-	concurrency    int
-	cpu, memory    int
-	heartbeat      time.Duration
-	statusInterval time.Duration
-	startDelay     time.Duration
-	stopDelay      time.Duration
-	scenarios      string
-	warmup         time.Duration
-	idle           time.Duration
-	tasks          int
-	rate           float64
-	churn          float64
-	churnWarmup    time.Duration
-	timeout        time.Duration
-	readyTimeout   time.Duration
-	profileDir     string
-	keepDataDir    bool
-	out            string
+	droverd         string
+	instances       int
+	concurrency     int
+	cpu, memory     int
+	heartbeat       time.Duration
+	statusInterval  time.Duration
+	startDelay      time.Duration
+	stopDelay       time.Duration
+	scenarios       string
+	warmup          time.Duration
+	idle            time.Duration
+	tasks           int
+	rate            float64
+	churn           float64
+	churnWarmup     time.Duration
+	serviceTasks    int
+	serviceSize     int
+	replaceAfter    time.Duration
+	saturationTasks int
+	timeout         time.Duration
+	readyTimeout    time.Duration
+	profileDir      string
+	keepDataDir     bool
+	out             string
 }
 
 func main() {
@@ -92,13 +114,17 @@ func main() {
 	flag.DurationVar(&f.statusInterval, "status-interval", time.Minute, "how often each instance reports its status besides at start (drover-agent's default; 0 for only at start)")
 	flag.DurationVar(&f.startDelay, "start-delay", 0, "how long an instance takes to report a Task bound to it RUNNING (a real host adds its Docker start, about 0.7 s)")
 	flag.DurationVar(&f.stopDelay, "stop-delay", 0, "how long an instance takes to report a Task STOPPED once told to stop")
-	flag.StringVar(&f.scenarios, "scenarios", "heartbeat,startup", "scenarios to run, comma separated: heartbeat, startup")
+	flag.StringVar(&f.scenarios, "scenarios", "heartbeat,startup", "scenarios to run, comma separated, in this order: heartbeat, startup, restart, failure, saturation")
 	flag.DurationVar(&f.warmup, "warmup", 0, "heartbeats before the idle window, once every instance is connected (default 3 heartbeats, at least 15s)")
 	flag.DurationVar(&f.idle, "idle", 60*time.Second, "heartbeat scenario: measurement window with the instances idle")
 	flag.IntVar(&f.tasks, "tasks", 500, "startup scenario: Tasks to create and time to RUNNING")
 	flag.Float64Var(&f.rate, "rate", 5, "startup scenario: Tasks created per second")
 	flag.Float64Var(&f.churn, "churn", 20, "startup scenario: background operations per second (create, stop, delete standalone Tasks in turn); 0 for none")
 	flag.DurationVar(&f.churnWarmup, "churn-warmup", 10*time.Second, "startup scenario: churn before the first timed create")
+	flag.IntVar(&f.serviceTasks, "service-tasks", 3, "restart and failure scenarios: service tasks per instance")
+	flag.IntVar(&f.serviceSize, "service-size", 50, "restart and failure scenarios: tasks per service")
+	flag.DurationVar(&f.replaceAfter, "replace-after", 10*time.Second, "restart and failure scenarios: the services' disconnectPolicy gracePeriodSeconds (action Replace)")
+	flag.IntVar(&f.saturationTasks, "saturation-tasks", 3, "saturation scenario: tasks per instance, a quarter in services of 250, a quarter of 30, half of 5")
 	flag.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up when a phase does not finish within this")
 	flag.DurationVar(&f.readyTimeout, "ready-timeout", 3*time.Minute, "give up when droverd is not ready within this")
 	flag.StringVar(&f.profileDir, "profile-dir", "", "run droverd with --profiling and save CPU profiles of each scenario here")
@@ -119,13 +145,19 @@ func main() {
 		fatalf("--heartbeat and --idle must be at least 1s, --status-interval, --start-delay and --stop-delay not negative")
 	case sc.startup && (f.tasks < 1 || f.rate <= 0 || f.churn < 0):
 		fatalf("--tasks and --rate must be positive, --churn not negative")
+	case (sc.restart || sc.failure) && (f.serviceTasks < 1 || f.serviceSize < 1 || f.replaceAfter < 0 || f.replaceAfter%time.Second != 0):
+		fatalf("--service-tasks and --service-size must be positive, --replace-after whole seconds")
+	case sc.saturation && f.saturationTasks < 1:
+		fatalf("--saturation-tasks must be positive")
+	case f.cpu/taskCPU < f.saturationTasks+f.serviceTasks+1 || f.memory/taskMemory < f.saturationTasks+f.serviceTasks+1:
+		fatalf("--instance-cpu and --instance-memory must leave room for the tasks of the scenarios (%d CPU units, %d MiB each)", taskCPU, taskMemory)
 	}
 	if err := run(f, sc); err != nil {
 		fatalf("%v", err)
 	}
 }
 
-type scenarios struct{ heartbeat, startup bool }
+type scenarios struct{ heartbeat, startup, restart, failure, saturation bool }
 
 func parseScenarios(s string) (scenarios, error) {
 	var sc scenarios
@@ -135,12 +167,18 @@ func parseScenarios(s string) (scenarios, error) {
 			sc.heartbeat = true
 		case "startup":
 			sc.startup = true
+		case "restart":
+			sc.restart = true
+		case "failure":
+			sc.failure = true
+		case "saturation":
+			sc.saturation = true
 		case "":
 		default:
-			return sc, fmt.Errorf("unknown scenario %q; use heartbeat, startup", part)
+			return sc, fmt.Errorf("unknown scenario %q; use heartbeat, startup, restart, failure, saturation", part)
 		}
 	}
-	if !sc.heartbeat && !sc.startup {
+	if sc == (scenarios{}) {
 		return sc, errors.New("name at least one scenario")
 	}
 	return sc, nil
@@ -168,8 +206,12 @@ type report struct {
 	goroutines int
 	rssIdle    procinfo.RSS // droverd once the instances are registered, before they start
 
-	hb      *heartbeatResult
-	startup *startupResult
+	hb         *heartbeatResult
+	startup    *startupResult
+	steady     *steady
+	restart    *restartResult
+	failure    *failureResult
+	saturation *saturationResult
 
 	stats    hollow.Stats
 	phases   []phase
@@ -237,10 +279,11 @@ func run(f flags, sc scenarios) error {
 
 	// Room for every renewal of the run, made before the fleet so that it does not count as theirs.
 	rec := newRenewals(len(r.regs.Identities), int((f.warmup+f.idle+f.timeout)/f.heartbeat)+8)
+	api := newAPITimes()
 	fleet, err := hollow.NewFleet(hollow.Config{
 		Server: d.URL, CA: ca, CPU: int32(f.cpu), Memory: int32(f.memory),
 		HeartbeatInterval: f.heartbeat, StatusInterval: f.statusInterval, StartDelay: f.startDelay, StopDelay: f.stopDelay,
-		OnRenew: rec.record,
+		OnRenew: rec.record, OnRequest: api.record,
 	}, r.regs.Identities)
 	if err != nil {
 		return err
@@ -279,6 +322,32 @@ func run(f flags, sc scenarios) error {
 		}
 		r.profiles = append(r.profiles, r.startup.profile)
 		ph.mark(r, "startup")
+	}
+	if sc.restart || sc.failure {
+		sctx, stop := context.WithCancel(ctx)
+		defer stop()
+		if r.steady, err = startSteady(sctx, f, c); err != nil {
+			return err
+		}
+		ph.mark(r, "services")
+	}
+	if sc.restart {
+		if r.restart, err = restart(ctx, f, d, c, r.steady, fleet, rec, ph); err != nil {
+			return err
+		}
+		ph.mark(r, "restart")
+	}
+	if sc.failure {
+		if r.failure, err = failure(ctx, f, r.steady, fleet); err != nil {
+			return err
+		}
+		ph.mark(r, "failure")
+	}
+	if sc.saturation {
+		if r.saturation, err = saturation(ctx, f, d, c, fleet, api); err != nil {
+			return err
+		}
+		ph.mark(r, "saturation")
 	}
 	r.stats = fleet.Stats()
 	fleet.Stop()
@@ -326,6 +395,9 @@ func (p *phases) mark(r *report, name string) {
 	}
 	p.at, p.opened, p.ended, p.metrics = time.Now(), opened, ended, m
 }
+
+// restarted says droverd started again: its counters start from zero.
+func (p *phases) restarted() { p.metrics = nil }
 
 // countTerminated counts the Task watches droverd's log says its watch cache ended for falling behind.
 func (p *phases) countTerminated() int {
@@ -388,6 +460,25 @@ func (r *renewals) record(i int, at time.Time, took time.Duration, err error) {
 	r.mu.Lock()
 	r.per[i] = append(r.per[i], renewal{at: at, end: at.Add(took), err: err != nil})
 	r.mu.Unlock()
+}
+
+// renewedSince returns how many instances renewed successfully with a renewal that started at or
+// after t, and when the last of those first renewals ended.
+func (r *renewals) renewedSince(t time.Time) (n int, last time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rs := range r.per {
+		for _, rn := range rs {
+			if !rn.err && !rn.at.Before(t) {
+				n++
+				if rn.end.After(last) {
+					last = rn.end
+				}
+				break
+			}
+		}
+	}
+	return n, last
 }
 
 // window summarises the renewals that started within [t0, t1).
@@ -555,6 +646,19 @@ func (r *report) markdown(f flags, sc scenarios) string {
 		w("| startup: droverd CPU / benchmark CPU | %.2f / %.2f cores |", s.cpu[0], s.cpu[1])
 		w("| startup: droverd RSS at the end | %s |", s.rss)
 	}
+	if s := r.steady; s != nil {
+		w("| services for restart and failure: %d tasks (%d per instance) in %d services, disconnectPolicy Replace after %s | all RUNNING %s after the first create (%d instances seen disconnected meanwhile) |",
+			s.set.total, f.serviceTasks, len(s.set.desired), f.replaceAfter, ms(s.ready), s.flapped)
+	}
+	if r.restart != nil {
+		r.restart.rows(f, w)
+	}
+	if r.failure != nil {
+		r.failure.rows(f, w)
+	}
+	if r.saturation != nil {
+		r.saturation.rows(f, w)
+	}
 	st := r.stats
 	w("| hollow instances over the run: renewals (failed), status reports (failed) | %d (%d), %d (%d) |", st.Renewals, st.RenewalErrors, st.StatusReports, st.StatusErrors)
 	w("| hollow instances over the run: Tasks reported RUNNING / STOPPED, reports failed | %d / %d, %d |", st.Running, st.Stopped+st.Failed, st.TaskReportErrors)
@@ -587,6 +691,14 @@ func (r *report) markdown(f flags, sc scenarios) string {
 		if seen {
 			w("%s", row)
 		}
+	}
+	if r.saturation != nil {
+		w("")
+		w("Saturation: request latency by verb from the first service create until every task was RUNNING (or --timeout). droverd's")
+		w("/metrics has no apiserver_request_* series, so the clients time their requests: the hollow instances from")
+		w("sending each request (watches left out) to its answer's headers, this benchmark each service create.")
+		w("")
+		r.saturation.apiRows(w)
 	}
 	if st.FirstError != "" {
 		w("")

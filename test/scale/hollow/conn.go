@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -43,7 +44,7 @@ type conn struct {
 
 // newConn builds the client drover-agent builds: its transport settings, its user agent's form and
 // its client-side rate limit (20 requests/s, bursts of 40).
-func newConn(server string, ca *x509.CertPool, cert tls.Certificate) (*conn, error) {
+func newConn(server string, ca *x509.CertPool, cert tls.Certificate, onRequest func(verb, resource string, took time.Duration, code int)) (*conn, error) {
 	tr := &http.Transport{
 		DialContext: (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig: &tls.Config{
@@ -61,6 +62,9 @@ func newConn(server string, ca *x509.CertPool, cert tls.Certificate) (*conn, err
 		// One rate limit for both clients, as drover-agent's one client has.
 		RateLimiter:   flowcontrol.NewTokenBucketRateLimiter(20, 40),
 		ContentConfig: rest.ContentConfig{NegotiatedSerializer: codecs.WithoutConversion(), ContentType: runtime.ContentTypeJSON},
+	}
+	if onRequest != nil {
+		base.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return timed{rt, onRequest} }
 	}
 	hc, err := rest.HTTPClientFor(&base)
 	if err != nil {
@@ -84,3 +88,53 @@ func newConn(server string, ca *x509.CertPool, cert tls.Certificate) (*conn, err
 }
 
 func (c *conn) close() { c.transport.CloseIdleConnections() }
+
+// timed reports each request but watches, from its send to its response's headers (what the
+// client waits for: the bodies are small), by verb (get, list, create, update, patch, delete) and
+// resource (tasks/status for a subresource). A request that got no answer reports code 0.
+type timed struct {
+	rt        http.RoundTripper
+	onRequest func(verb, resource string, took time.Duration, code int)
+}
+
+func (t timed) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Query().Get("watch") == "true" {
+		return t.rt.RoundTrip(req)
+	}
+	t0 := time.Now()
+	resp, err := t.rt.RoundTrip(req)
+	took, code := time.Since(t0), 0
+	if err == nil {
+		code = resp.StatusCode
+	}
+	verb, resource := requestKind(req.Method, req.URL.Path)
+	t.onRequest(verb, resource, took, code)
+	return resp, err
+}
+
+// requestKind names a request to /apis/<group>/<version>/namespaces/<ns>/<resource>[/<name>[/<sub>]]
+// as the API server's metrics do.
+func requestKind(method, path string) (verb, resource string) {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	named := false
+	if len(parts) >= 6 && parts[3] == "namespaces" {
+		resource, named = parts[5], len(parts) >= 7
+		if len(parts) >= 8 {
+			resource += "/" + parts[7]
+		}
+	}
+	switch method {
+	case http.MethodGet:
+		verb = "list"
+		if named {
+			verb = "get"
+		}
+	case http.MethodPost:
+		verb = "create"
+	case http.MethodPut:
+		verb = "update"
+	default:
+		verb = strings.ToLower(method)
+	}
+	return verb, resource
+}

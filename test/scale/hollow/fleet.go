@@ -38,6 +38,11 @@ type Config struct {
 	// OnRenew, when set, is called after each renewal of instance i (its index in the fleet) with
 	// when it started, how long it took and its error. It is called from many goroutines at once.
 	OnRenew func(i int, at time.Time, took time.Duration, err error)
+	// OnRequest, when set, is called after each request of any instance but its watches, with the
+	// request's verb (get, list, update, patch) and resource (leases, tasks/status, ...), the time
+	// from sending it to the answer's headers, and the answer's HTTP status (0 for none). It is
+	// called from many goroutines at once.
+	OnRequest func(verb, resource string, took time.Duration, code int)
 }
 
 // Fleet is many hollow instances in this process.
@@ -73,7 +78,7 @@ func NewFleet(cfg Config, ids []*Identity) (*Fleet, error) {
 	f := &Fleet{cfg: cfg, byName: make(map[string]*Instance, len(ids)), before: ReadMem()}
 	f.failRev.Store(&map[string]bool{})
 	for i, id := range ids {
-		c, err := newConn(cfg.Server, cfg.CA, id.Cert)
+		c, err := newConn(cfg.Server, cfg.CA, id.Cert, cfg.OnRequest)
 		if err != nil {
 			return nil, fmt.Errorf("instance %s: %w", id.Name, err)
 		}
