@@ -99,22 +99,13 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&ecsv1alpha1.ContainerInstance{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			return clusterRequest(o.GetNamespace(), o.(*ecsv1alpha1.ContainerInstance).Spec.Cluster)
 		}), builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-			return placementChanged(e.ObjectOld.(*ecsv1alpha1.ContainerInstance), e.ObjectNew.(*ecsv1alpha1.ContainerInstance))
+			// An agent's periodic status report changes nothing placement reads and starts no pass.
+			return placement.CandidateChanged(e.ObjectOld.(*ecsv1alpha1.ContainerInstance), e.ObjectNew.(*ecsv1alpha1.ContainerInstance))
 		}})).
 		WatchesRawSource(source.Channel(r.retry, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
 		}))).
 		Complete(r)
-}
-
-// placementChanged reports whether an instance changed in what placement reads of it (see
-// placement.NewCandidate). An agent's periodic status report changes none of it and starts no pass.
-func placementChanged(old, cur *ecsv1alpha1.ContainerInstance) bool {
-	return old.Generation != cur.Generation || !old.DeletionTimestamp.Equal(cur.DeletionTimestamp) ||
-		old.Status.AgentConnected != cur.Status.AgentConnected || old.Status.AgentVersion != cur.Status.AgentVersion ||
-		!old.Status.RegisteredAt.Equal(cur.Status.RegisteredAt) ||
-		!apiequality.Semantic.DeepEqual(old.Status.Attributes, cur.Status.Attributes) ||
-		!apiequality.Semantic.DeepEqual(old.Status.RegisteredResources, cur.Status.RegisteredResources)
 }
 
 func clusterRequest(namespace, cluster string) []reconcile.Request {

@@ -1,6 +1,8 @@
 package placement
 
 import (
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
 )
 
@@ -34,4 +36,15 @@ func NewCandidate(ci *ecsv1alpha1.ContainerInstance) Candidate {
 		}
 	}
 	return c
+}
+
+// CandidateChanged reports whether an instance changed in what NewCandidate reads of it: its spec
+// (state, attributes), deletion, connection, agent version, registration time, agent attributes or
+// registered resources. An agent's periodic status report changes none of these.
+func CandidateChanged(old, cur *ecsv1alpha1.ContainerInstance) bool {
+	return old.Generation != cur.Generation || !old.DeletionTimestamp.Equal(cur.DeletionTimestamp) ||
+		old.Status.AgentConnected != cur.Status.AgentConnected || old.Status.AgentVersion != cur.Status.AgentVersion ||
+		!old.Status.RegisteredAt.Equal(cur.Status.RegisteredAt) ||
+		!apiequality.Semantic.DeepEqual(old.Status.Attributes, cur.Status.Attributes) ||
+		!apiequality.Semantic.DeepEqual(old.Status.RegisteredResources, cur.Status.RegisteredResources)
 }

@@ -10,9 +10,9 @@ import (
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
 )
 
-// TestPlacementChanged: what an agent's periodic status report changes starts no placement pass;
-// what placement reads of an instance does.
-func TestPlacementChanged(t *testing.T) {
+// TestCandidateChanged: what an agent's periodic status report changes is not a change of the
+// candidate; what placement reads of an instance is.
+func TestCandidateChanged(t *testing.T) {
 	now := metav1.NewTime(time.Unix(1_800_000_000, 0))
 	base := &ecsv1alpha1.ContainerInstance{
 		ObjectMeta: metav1.ObjectMeta{Name: "a", Generation: 1},
@@ -45,7 +45,7 @@ func TestPlacementChanged(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cur := base.DeepCopy()
 			tc.change(cur)
-			require.Equal(t, tc.want, placementChanged(base, cur))
+			require.Equal(t, tc.want, CandidateChanged(base, cur))
 		})
 	}
 }
