@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -144,7 +143,6 @@ func startupIndex(name string) int {
 
 // watcher follows the timed Tasks and records when each was created, bound and RUNNING.
 type watcher struct {
-	c      client.WithWatch
 	n      int
 	cancel context.CancelFunc
 	done   chan error
@@ -158,14 +156,16 @@ type watcher struct {
 
 func startWatch(ctx context.Context, c client.WithWatch, n int) (*watcher, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	w := &watcher{c: c, n: n, cancel: cancel, done: make(chan error, 1), allRunning: make(chan struct{}),
+	w := &watcher{n: n, cancel: cancel, done: make(chan error, 1), allRunning: make(chan struct{}),
 		createdAt: make([]time.Time, n), boundAt: make([]time.Time, n), runAt: make([]time.Time, n)}
 	list := &ecsv1alpha1.TaskList{}
 	if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{labelRole: "startup"}); err != nil {
 		cancel()
 		return nil, err
 	}
-	go func() { w.done <- w.follow(ctx, list.ResourceVersion) }()
+	go func() {
+		w.done <- harness.FollowTasks(ctx, c, list.ResourceVersion, w.observe, client.InNamespace(namespace), client.MatchingLabels{labelRole: "startup"})
+	}()
 	return w, nil
 }
 
@@ -179,38 +179,6 @@ func (w *watcher) created(i int, at time.Time) {
 	w.mu.Lock()
 	w.createdAt[i] = at
 	w.mu.Unlock()
-}
-
-// follow watches from resourceVersion rv, resuming where the watch ended.
-func (w *watcher) follow(ctx context.Context, rv string) error {
-	for ctx.Err() == nil {
-		wi, err := w.c.Watch(ctx, &ecsv1alpha1.TaskList{}, client.InNamespace(namespace), client.MatchingLabels{labelRole: "startup"},
-			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("watching Tasks: %w", err)
-		}
-		for ev := range wi.ResultChan() {
-			switch ev.Type {
-			case watch.Error:
-				wi.Stop()
-				return fmt.Errorf("watching Tasks: %v", apierrors.FromObject(ev.Object))
-			case watch.Added, watch.Modified, watch.Bookmark:
-				task, ok := ev.Object.(*ecsv1alpha1.Task)
-				if !ok {
-					continue
-				}
-				rv = task.ResourceVersion
-				if ev.Type != watch.Bookmark {
-					w.observe(task, time.Now())
-				}
-			}
-		}
-		wi.Stop()
-	}
-	return nil
 }
 
 func (w *watcher) observe(task *ecsv1alpha1.Task, at time.Time) {
