@@ -67,8 +67,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return r.reconcileStopped(ctx, task)
 	}
 	if task.Spec.DesiredStatus == ecsv1alpha1.TaskDesiredStopped && task.Spec.ContainerInstance == "" {
-		// No agent will ever see this task: it stops here.
-		return ctrl.Result{}, r.markStopped(ctx, task, task.Status.StopCode, stoppedReasonOr(task, "Task stopped before it was placed"))
+		// No agent will ever see this task: it stops here, stopped by whoever set desiredStatus.
+		code := task.Status.StopCode
+		if code == "" {
+			code = ecsv1alpha1.StopCodeUserInitiated
+			if task.Labels[ecsv1alpha1.LabelService] != "" {
+				code = ecsv1alpha1.StopCodeServiceSchedulerInitiated
+			}
+		}
+		return ctrl.Result{}, r.markStopped(ctx, task, code, stoppedReasonOr(task, "Task stopped before it was placed"))
 	}
 	if task.Spec.ContainerInstance != "" {
 		gone, err := r.instanceGone(ctx, task)

@@ -86,3 +86,25 @@ func TestTasksAreResolvedAsTheyAreCreated(t *testing.T) {
 	require.Empty(t, stored.Spec.TaskDefinitionRevision)
 	require.Empty(t, stored.Spec.Containers)
 }
+
+// TestTaskStoppedBeforePlacementSaysWhoStoppedIt: a task stopped before any instance took it is
+// STOPPED by the control plane with UserInitiated, as ECS reports a task a user stopped.
+func TestTaskStoppedBeforePlacementSaysWhoStoppedIt(t *testing.T) {
+	s := framework.Start(t)
+	c, ctx := s.Client, t.Context()
+	task := &ecsv1alpha1.Task{
+		ObjectMeta: metav1.ObjectMeta{Name: "never-placed", Namespace: metav1.NamespaceDefault},
+		Spec:       ecsv1alpha1.TaskSpec{Cluster: "empty", TaskDefinition: "web"},
+	}
+	require.NoError(t, c.Create(ctx, task))
+	require.NoError(t, framework.Modify(ctx, c, task, func(task *ecsv1alpha1.Task) {
+		task.Spec.DesiredStatus = ecsv1alpha1.TaskDesiredStopped
+	}))
+	require.Eventually(t, func() bool {
+		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(task), task))
+		return task.Status.LastStatus == ecsv1alpha1.TaskStateStopped
+	}, 30*time.Second, 50*time.Millisecond)
+	require.Equal(t, ecsv1alpha1.StopCodeUserInitiated, task.Status.StopCode)
+	require.Equal(t, "Task stopped before it was placed", task.Status.StoppedReason)
+	require.Empty(t, task.Spec.ContainerInstance)
+}
