@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/internal/liveness"
 )
 
 // DefaultGracePeriod is how long an instance may go without renewing its Lease before it is
@@ -45,13 +46,17 @@ type Reconciler struct {
 	// down or changing leader no renewal could arrive, and a restart must not disconnect every
 	// instance whose renewal fell in that gap.
 	StartedAt time.Time
+	// Renewals holds renewals droverd kept in memory instead of writing them to the Lease; the
+	// later of the two counts. Nil reads the Lease alone.
+	Renewals *liveness.Renewals
 
 	startOnce sync.Once
 }
 
-// Setup adds the reconciler to mgr.
-func Setup(mgr ctrl.Manager) error {
-	return (&Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorderFor("containerinstance-controller")}).SetupWithManager(mgr)
+// Setup adds the reconciler to mgr; renewals may be nil.
+func Setup(mgr ctrl.Manager, renewals *liveness.Renewals) error {
+	return (&Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorderFor("containerinstance-controller"),
+		Renewals: renewals}).SetupWithManager(mgr)
 }
 
 // SetupWithManager registers the reconciler; a Lease maps to the instance of the same name.
@@ -88,6 +93,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			renewed = &metav1.Time{Time: lease.Spec.RenewTime.Time}
 		} else if lease.Spec.AcquireTime != nil {
 			renewed = &metav1.Time{Time: lease.Spec.AcquireTime.Time}
+		}
+		// A renewal kept in memory moves no watch: the requeue below looks again when the Lease
+		// would expire, and finds it here.
+		if kept, ok := r.Renewals.Last(req.NamespacedName); ok && kept.UID == lease.UID && (renewed == nil || kept.RenewTime.After(renewed.Time)) {
+			renewed = &metav1.Time{Time: kept.RenewTime}
 		}
 	case !apierrors.IsNotFound(err):
 		return ctrl.Result{}, err

@@ -41,6 +41,7 @@ import (
 	builtinopenapi "github.com/drover-dev/drover/internal/apiserver/openapi"
 	"github.com/drover-dev/drover/internal/apiserver/tunnel"
 	"github.com/drover-dev/drover/internal/etcd"
+	"github.com/drover-dev/drover/internal/liveness"
 	"github.com/drover-dev/drover/internal/registration"
 	"github.com/drover-dev/drover/internal/tunnel/wire"
 	"github.com/drover-dev/drover/internal/version"
@@ -73,6 +74,9 @@ type Config struct {
 	InstanceCertValidity time.Duration
 	// PostStart, if set, runs once the server is serving with a privileged loopback client.
 	PostStart []NamedHook
+	// Renewals, when active, holds container instances' heartbeat renewals that the Lease storage
+	// keeps in memory instead of writing (see package liveness). Nil writes every renewal.
+	Renewals *liveness.Renewals
 }
 
 // NamedHook is a post-start hook; it gates /readyz until it returns. PreShutdown, if set, runs
@@ -257,7 +261,7 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 		return nil, err
 	}
 	g := ext.GenericAPIServer
-	if err := installBuiltins(g, builtinGetter, namespaces, s.authz); err != nil {
+	if err := installBuiltins(g, builtinGetter, namespaces, s.authz, s.cfg.Renewals); err != nil {
 		return nil, err
 	}
 	registerAPIMetrics()
@@ -286,12 +290,12 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	return g, nil
 }
 
-func installBuiltins(g *genericapiserver.GenericAPIServer, getter generic.RESTOptionsGetter, namespaces *builtin.NamespaceREST, authz *auth.Authorizer) error {
+func installBuiltins(g *genericapiserver.GenericAPIServer, getter generic.RESTOptionsGetter, namespaces *builtin.NamespaceREST, authz *auth.Authorizer, renewals *liveness.Renewals) error {
 	events, err := builtin.NewEventStore(getter)
 	if err != nil {
 		return err
 	}
-	leases, err := builtin.NewLeaseStore(getter)
+	leases, err := builtin.NewLeaseStore(getter, renewals)
 	if err != nil {
 		return err
 	}

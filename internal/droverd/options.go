@@ -18,8 +18,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/drover-dev/drover/controllers/containerinstance"
 	"github.com/drover-dev/drover/internal/apiserver"
 	"github.com/drover-dev/drover/internal/apiserver/builtin"
+	"github.com/drover-dev/drover/internal/liveness"
 	"github.com/drover-dev/drover/internal/manager"
 )
 
@@ -45,6 +47,9 @@ type Options struct {
 	Kubeconfig      string
 	LeaderElect     bool
 	HealthProbeBind string
+	// HeartbeatPersistInterval bounds how far an instance Lease's stored renewTime may fall behind
+	// its latest renewal while this droverd's controllers lead; 0 writes every renewal.
+	HeartbeatPersistInterval time.Duration
 }
 
 // NewOptions returns the defaults.
@@ -59,7 +64,8 @@ func NewOptions() *Options {
 		Controllers:    true,
 		LeaderElect:    true,
 
-		InstanceCertValidity: 30 * 24 * time.Hour,
+		InstanceCertValidity:     30 * 24 * time.Hour,
+		HeartbeatPersistInterval: liveness.DefaultPersistInterval,
 	}
 }
 
@@ -82,6 +88,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.ControllersOnly, "controllers-only", o.ControllersOnly, "Run only the controllers, against the API server in --kubeconfig (for example a Kubernetes cluster with Drover's CRDs).")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig of the API server to run the controllers against (with --controllers-only; in-cluster config when empty).")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect one leader among controller processes with a Lease, so that several can run at once.")
+	fs.DurationVar(&o.HeartbeatPersistInterval, "heartbeat-persist-interval", o.HeartbeatPersistInterval, "While this droverd's controllers lead, host heartbeats that only renew their Lease are kept in memory and written to etcd at most this often per host (reads through droverd show the latest); 0 writes every heartbeat.")
 	fs.StringVar(&o.HealthProbeBind, "health-probe-bind-address", o.HealthProbeBind, "With --controllers-only: address for the controllers' /healthz and /readyz (e.g. :8081); empty is off.")
 }
 
@@ -111,6 +118,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Kubeconfig != "" {
 		errs = append(errs, errors.New("--kubeconfig is only used with --controllers-only"))
+	}
+	if o.HeartbeatPersistInterval < 0 {
+		errs = append(errs, fmt.Errorf("--heartbeat-persist-interval %s is negative; use 0 to write every heartbeat", o.HeartbeatPersistInterval))
 	}
 	if net.ParseIP(o.BindAddress) == nil {
 		errs = append(errs, fmt.Errorf("--bind-address %q is not an IP address", o.BindAddress))
@@ -178,6 +188,13 @@ func (o *Options) ServerConfig() apiserver.Config {
 	}
 	if o.Controllers {
 		leaderElect := o.LeaderElect
+		// While this droverd's controllers lead, its Lease storage keeps instances' renewals in
+		// memory for them instead of writing each to etcd.
+		var renewals *liveness.Renewals
+		if o.HeartbeatPersistInterval > 0 {
+			renewals = liveness.New(containerinstance.DefaultGracePeriod, o.HeartbeatPersistInterval)
+			cfg.Renewals = renewals
+		}
 		// The controllers stop before the API does, so that the leader can still release its
 		// lease and the next droverd takes over at once instead of after the lease expires.
 		var (
@@ -188,7 +205,8 @@ func (o *Options) ServerConfig() apiserver.Config {
 			if err := manager.WaitForAPIs(hc.Context, hc.LoopbackClientConfig, 2*time.Minute); err != nil {
 				return err
 			}
-			mgr, err := manager.New(hc.LoopbackClientConfig, manager.Options{LeaderElection: leaderElect, LeaderElectionNamespace: builtin.SystemNamespace})
+			mgr, err := manager.New(hc.LoopbackClientConfig, manager.Options{LeaderElection: leaderElect, LeaderElectionNamespace: builtin.SystemNamespace,
+				Renewals: renewals})
 			if err != nil {
 				return err
 			}
@@ -196,7 +214,19 @@ func (o *Options) ServerConfig() apiserver.Config {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				if err := mgr.Start(ctx); err != nil {
+				stopped := make(chan error, 1)
+				go func() { stopped <- mgr.Start(ctx) }()
+				// Renewals are kept in memory only while the controllers that read them lead here:
+				// once they stop, leadership may pass to another droverd, which reads the Leases.
+				var err error
+				select {
+				case <-mgr.Elected():
+					renewals.Activate()
+					err = <-stopped
+					renewals.Deactivate()
+				case err = <-stopped:
+				}
+				if err != nil {
 					klog.ErrorS(err, "controllers stopped")
 				}
 			}()

@@ -25,6 +25,7 @@ import (
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
 	"github.com/drover-dev/drover/controllers"
+	"github.com/drover-dev/drover/internal/liveness"
 )
 
 // LeaderElectionID names the Lease the controllers' leader holds.
@@ -52,6 +53,9 @@ type Options struct {
 	MetricsBindAddress string
 	// HealthProbeBindAddress serves /healthz and /readyz for the controllers alone; "" or "0" is off.
 	HealthProbeBindAddress string
+	// Renewals holds heartbeat renewals the API server in the same process kept in memory; nil
+	// when the controllers run apart from it.
+	Renewals *liveness.Renewals
 }
 
 // New builds a Manager with every Drover controller registered.
@@ -87,7 +91,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 			return nil, err
 		}
 	}
-	if err := controllers.SetupAll(mgr); err != nil {
+	if err := controllers.SetupAll(mgr, controllers.Options{Renewals: o.Renewals}); err != nil {
 		return nil, fmt.Errorf("setting up controllers: %w", err)
 	}
 	return mgr, nil

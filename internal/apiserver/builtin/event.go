@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -90,52 +89,6 @@ func validateEvent(obj runtime.Object) field.ErrorList {
 	}
 	if len(e.Message) > 4096 {
 		errs = append(errs, field.TooLong(field.NewPath("message"), "", 4096))
-	}
-	return errs
-}
-
-// NewLeaseStore returns the storage for coordination.k8s.io/v1 leases.
-func NewLeaseStore(optsGetter generic.RESTOptionsGetter) (*store, error) {
-	return newStore(storeSpec{
-		resource: coordinationv1.Resource("leases"), singular: "lease",
-		newFunc: func() runtime.Object { return &coordinationv1.Lease{} },
-		newList: func() runtime.Object { return &coordinationv1.LeaseList{} },
-		strategy: &strategy{
-			ObjectTyper: Scheme, NameGenerator: names.SimpleNameGenerator, namespaced: true,
-			nameValidation: apivalidation.NameIsDNSSubdomain,
-			validate:       validateLease,
-		},
-		fields: func(obj runtime.Object) fields.Set {
-			l := obj.(*coordinationv1.Lease)
-			holder := ""
-			if l.Spec.HolderIdentity != nil {
-				holder = *l.Spec.HolderIdentity
-			}
-			return objectFields(&l.ObjectMeta, true, fields.Set{"spec.holderIdentity": holder})
-		},
-		table: &table{
-			columns: []metav1.TableColumnDefinition{nameColumn(),
-				{Name: "Holder", Type: "string", Description: "The current holder of the lease."}, ageColumn()},
-			row: func(obj runtime.Object) []interface{} {
-				l := obj.(*coordinationv1.Lease)
-				holder := ""
-				if l.Spec.HolderIdentity != nil {
-					holder = *l.Spec.HolderIdentity
-				}
-				return []interface{}{l.Name, holder, age(l.CreationTimestamp)}
-			},
-		},
-	}, optsGetter)
-}
-
-func validateLease(obj runtime.Object) field.ErrorList {
-	l := obj.(*coordinationv1.Lease)
-	var errs field.ErrorList
-	if l.Spec.LeaseDurationSeconds != nil && *l.Spec.LeaseDurationSeconds <= 0 {
-		errs = append(errs, field.Invalid(field.NewPath("spec", "leaseDurationSeconds"), *l.Spec.LeaseDurationSeconds, "must be greater than 0"))
-	}
-	if l.Spec.LeaseTransitions != nil && *l.Spec.LeaseTransitions < 0 {
-		errs = append(errs, field.Invalid(field.NewPath("spec", "leaseTransitions"), *l.Spec.LeaseTransitions, "must be greater than or equal to 0"))
 	}
 	return errs
 }
