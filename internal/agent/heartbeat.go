@@ -26,6 +26,10 @@ type heartbeat struct {
 	// reconnected is signalled when a renewal succeeds after the Lease may have expired, so the
 	// instance's status is reported again at once.
 	reconnected []chan<- struct{}
+	// last is the Lease as the last renewal wrote it; the next renewal updates it without reading
+	// it again, as the kubelet renews its node Lease. Nil after a failure, when the next renewal
+	// reads the Lease first.
+	last *coordinationv1.Lease
 }
 
 func (h *heartbeat) name() string { return "heartbeat" }
@@ -73,7 +77,8 @@ func (h *heartbeat) run(ctx context.Context) {
 	}
 }
 
-// renew sets the Lease's holder, duration and renew time, with the resourceVersion it read.
+// renew sets the Lease's holder, duration and renew time, with the resourceVersion it last wrote
+// or, after a failure or a conflict, read.
 func (h *heartbeat) renew(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
@@ -81,12 +86,16 @@ func (h *heartbeat) renew(ctx context.Context) error {
 	holder := h.conn.cfg.ContainerInstance
 	seconds := int32(h.leaseDuration() / time.Second)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var lease coordinationv1.Lease
-		if err := h.conn.client.Get(ctx, key, &lease); err != nil {
-			if apierrors.IsNotFound(err) {
-				return fmt.Errorf("the Lease %s does not exist; registration creates it, so the instance may have been deregistered: %w", key, err)
+		lease := h.last
+		h.last = nil
+		if lease == nil {
+			lease = &coordinationv1.Lease{}
+			if err := h.conn.client.Get(ctx, key, lease); err != nil {
+				if apierrors.IsNotFound(err) {
+					return fmt.Errorf("the Lease %s does not exist; registration creates it, so the instance may have been deregistered: %w", key, err)
+				}
+				return err
 			}
-			return err
 		}
 		now := metav1.NewMicroTime(time.Now())
 		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != holder {
@@ -100,6 +109,10 @@ func (h *heartbeat) renew(ctx context.Context) error {
 		}
 		lease.Spec.LeaseDurationSeconds = &seconds
 		lease.Spec.RenewTime = &now
-		return h.conn.client.Update(ctx, &lease)
+		if err := h.conn.client.Update(ctx, lease); err != nil {
+			return err
+		}
+		h.last = lease
+		return nil
 	})
 }

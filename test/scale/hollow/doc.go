@@ -9,11 +9,11 @@
 //   - it talks to droverd over its own TLS connection (its own http.Transport, presenting that
 //     certificate; the instances share nothing but the CA pool), with the same identity rules:
 //     it may read and write only its own ContainerInstance, Lease and Tasks;
-//   - it renews its heartbeat Lease every interval with a GET and an UPDATE, as
-//     internal/agent/heartbeat.go does, and reports its ContainerInstance status (resources,
-//     agentConnected, versions, attributes) at start, after a gap in its heartbeats and every
-//     status interval, with a merge patch that carries the resourceVersion it read, as
-//     internal/agent/status.go does;
+//   - it renews its heartbeat Lease every interval with an UPDATE of the Lease it last wrote
+//     (reading it first only after a failure), as internal/agent/heartbeat.go does, and reports
+//     its ContainerInstance status (resources, agentConnected, versions, attributes) at start,
+//     after a gap in its heartbeats and every status interval, with a merge patch that carries
+//     the resourceVersion it read, as internal/agent/status.go does;
 //   - it lists and watches the Tasks bound to it (namespace-scoped, field selector
 //     spec.containerInstance=<name>), as internal/agent/engine does, resuming the watch where it
 //     ended, and reports each Task RUNNING a configurable delay after it was bound, and STOPPED a

@@ -52,6 +52,10 @@ type Instance struct {
 	mu    sync.Mutex
 	tasks map[types.UID]*task
 	wake  chan struct{}
+
+	// lease is the Lease as the last renewal wrote it, nil after a failure; only the heartbeat
+	// goroutine uses it.
+	lease *coordinationv1.Lease
 }
 
 // Name is the instance's ContainerInstance name.
@@ -149,17 +153,21 @@ func (in *Instance) heartbeat(ctx context.Context) {
 	}
 }
 
-// renew reads the Lease, sets its holder, duration and renew time, and updates it with the
-// resourceVersion read.
+// renew sets the Lease's holder, duration and renew time and updates it with the resourceVersion
+// it last wrote, reading the Lease first only after a failure or a conflict, as drover-agent does.
 func (in *Instance) renew(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, in.fleet.cfg.RequestTimeout)
 	defer cancel()
 	holder := in.id.Name
 	seconds := int32(in.leaseDuration() / time.Second)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var lease coordinationv1.Lease
-		if err := in.conn.leases.Get().Namespace(in.id.Namespace).Resource("leases").Name(in.id.Name).Do(ctx).Into(&lease); err != nil {
-			return err
+		lease := in.lease
+		in.lease = nil
+		if lease == nil {
+			lease = &coordinationv1.Lease{}
+			if err := in.conn.leases.Get().Namespace(in.id.Namespace).Resource("leases").Name(in.id.Name).Do(ctx).Into(lease); err != nil {
+				return err
+			}
 		}
 		now := metav1.NewMicroTime(time.Now())
 		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != holder {
@@ -173,7 +181,12 @@ func (in *Instance) renew(ctx context.Context) error {
 		}
 		lease.Spec.LeaseDurationSeconds = &seconds
 		lease.Spec.RenewTime = &now
-		return in.conn.leases.Put().Namespace(in.id.Namespace).Resource("leases").Name(in.id.Name).Body(&lease).Do(ctx).Error()
+		written := &coordinationv1.Lease{}
+		if err := in.conn.leases.Put().Namespace(in.id.Namespace).Resource("leases").Name(in.id.Name).Body(lease).Do(ctx).Into(written); err != nil {
+			return err
+		}
+		in.lease = written
+		return nil
 	})
 }
 
