@@ -152,7 +152,9 @@ type RunOptions struct {
 	// HeartbeatInterval is how often the Lease is renewed. The Lease lasts twice as long.
 	HeartbeatInterval time.Duration
 	// StatusInterval is how often the instance's status is refreshed (lastHeartbeatTime) when
-	// nothing else changed.
+	// nothing else changed. The Lease is the heartbeat; like the kubelet's node status report
+	// every 5 minutes, this refresh only keeps the status from going stale, and every one is a
+	// storage write.
 	StatusInterval time.Duration
 	// CertCheckInterval is how often the certificate's remaining validity is checked.
 	CertCheckInterval time.Duration
@@ -190,7 +192,7 @@ func NewRunOptions() *RunOptions {
 	return &RunOptions{
 		StateDir:          DefaultStateDir,
 		HeartbeatInterval: 5 * time.Second,
-		StatusInterval:    time.Minute,
+		StatusInterval:    5 * time.Minute,
 		CertCheckInterval: time.Minute,
 		RequestTimeout:    10 * time.Second,
 		ReservedMemory:    256,

@@ -156,7 +156,7 @@ type ContainerInstanceStatus struct {
 	RegisteredAt *metav1.Time `json:"registeredAt,omitempty"`
 
 	// lastHeartbeatTime is when the agent's heartbeat was last seen. Heartbeats renew a Lease; this field is
-	// updated only when the connection state changes or periodically, so it may lag by up to a minute.
+	// updated only when the connection state changes or periodically, so it may lag by up to five minutes.
 	// +optional
 	LastHeartbeatTime *metav1.Time `json:"lastHeartbeatTime,omitempty"`
 
