@@ -18,6 +18,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -61,13 +62,18 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&ecsv1alpha1.Task{}, handler.EnqueueRequestsFromMapFunc(serviceOfTask)).
 		Watches(&ecsv1alpha1.TaskDefinition{}, handler.EnqueueRequestsFromMapFunc(r.servicesFollowing)).
 		// Every service of the cluster looks at an instance that changes in what placement or the
-		// disconnect policy reads; an agent's periodic status report changes neither.
+		// disconnect policy reads. The policy reads lastHeartbeatTime of disconnected instances
+		// only, so the refresh of a connected agent's status, which moves it, queues no service.
 		Watches(&ecsv1alpha1.ContainerInstance{}, handler.EnqueueRequestsFromMapFunc(r.servicesInCluster),
 			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 				old, cur := e.ObjectOld.(*ecsv1alpha1.ContainerInstance), e.ObjectNew.(*ecsv1alpha1.ContainerInstance)
-				return placement.CandidateChanged(old, cur) || !old.Status.LastHeartbeatTime.Equal(cur.Status.LastHeartbeatTime)
+				return placement.CandidateChanged(old, cur) ||
+					(!cur.Status.AgentConnected && !old.Status.LastHeartbeatTime.Equal(cur.Status.LastHeartbeatTime))
 			}})).
 		Named("service").
+		// Services are independent and a pass keeps its state in its scope, so several run at
+		// once: one at a time, thousands of services took minutes to fill a cluster.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(r)
 }
 
@@ -141,8 +147,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	if err := r.chooseRevision(ctx, s, rev); err != nil {
 		return ctrl.Result{}, err
 	}
+	// The pass only reads the instances: a list without copies, which every pass of every
+	// service in the namespace makes.
 	instances := &ecsv1alpha1.ContainerInstanceList{}
-	if err := r.List(ctx, instances, client.InNamespace(svc.Namespace)); err != nil {
+	if err := r.List(ctx, instances, client.InNamespace(svc.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	s.instances = map[string]*ecsv1alpha1.ContainerInstance{}
