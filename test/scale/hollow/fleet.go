@@ -35,6 +35,10 @@ type Config struct {
 	RequestTimeout time.Duration
 	// HeartbeatOnly instances renew their Leases and do nothing else: no status report, no watch.
 	HeartbeatOnly bool
+	// StartRate, when positive, starts the instances in order, this many a second. Otherwise each
+	// starts at a random moment within one heartbeat interval of Start, as hosts that were up
+	// all along reconnect.
+	StartRate float64
 	// OnRenew, when set, is called after each renewal of instance i (its index in the fleet) with
 	// when it started, how long it took and its error. It is called from many goroutines at once.
 	OnRenew func(i int, at time.Time, took time.Duration, err error)
@@ -94,10 +98,14 @@ func NewFleet(cfg Config, ids []*Identity) (*Fleet, error) {
 func (f *Fleet) Start(ctx context.Context) {
 	ctx, f.cancel = context.WithCancel(ctx)
 	spawn := func(fn func()) { f.wg.Go(fn) }
-	for _, in := range f.instances {
+	for i, in := range f.instances {
 		ictx, cancel := context.WithCancel(ctx)
 		in.cancel = cancel
-		in.run(ictx, time.Duration(mathrand.Int64N(int64(f.cfg.HeartbeatInterval))), spawn)
+		offset := time.Duration(mathrand.Int64N(int64(f.cfg.HeartbeatInterval)))
+		if f.cfg.StartRate > 0 {
+			offset = time.Duration(float64(i) / f.cfg.StartRate * float64(time.Second))
+		}
+		in.run(ictx, offset, spawn)
 	}
 }
 
