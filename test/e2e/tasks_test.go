@@ -146,7 +146,8 @@ func env(kv ...string) []ecsv1alpha1.KeyValuePair {
 
 // TestTasksRunOnDocker runs standalone tasks of a locally built image through the real droverd,
 // drover-agent and Docker Engine: the container serves on its published port with its limits,
-// stops on request (with SIGKILL after stopTimeout when SIGTERM is ignored), an exiting essential
+// stops on request (with SIGKILL after its own stopTimeout, not the agent's, when SIGTERM is
+// ignored), an exiting essential
 // container stops its task with its exit code, bad specs fail the task with a reason, and images
 // are pulled from registries on 127.0.0.1 with and without credentials.
 func TestTasksRunOnDocker(t *testing.T) {
@@ -164,7 +165,8 @@ func TestTasksRunOnDocker(t *testing.T) {
 	p := framework.StartProcess(t, framework.NewOptions(t))
 	c, ctx := p.Client, t.Context()
 	require.NoError(t, c.Create(ctx, &ecsv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "edge", Namespace: "default"}}))
-	joinHost(t, p, "edge", "--docker-config", dockerConfig, "--stop-timeout", "10s")
+	// The agent's stop timeout is far above the containers' own, so that a stop shows which applied.
+	joinHost(t, p, "edge", "--docker-config", dockerConfig, "--stop-timeout", "60s")
 
 	t.Run("serves on its published port with its limits", func(t *testing.T) {
 		task := runTask(t, c, "edge", "web", ecsv1alpha1.ContainerDefinition{
@@ -215,15 +217,25 @@ func TestTasksRunOnDocker(t *testing.T) {
 		require.False(t, ins.Container.State.Running)
 	})
 
-	t.Run("SIGKILL after stopTimeout when SIGTERM is ignored", func(t *testing.T) {
+	t.Run("SIGKILL after the container's stopTimeout when SIGTERM is ignored", func(t *testing.T) {
 		task := runTask(t, c, "edge", "stubborn", ecsv1alpha1.ContainerDefinition{
 			Image: image, Memory: ptr.To[int32](32), Environment: env("IGNORE_SIGTERM", "1"), StopTimeout: ptr.To[int32](2),
 		})
 		waitTask(t, c, task.Name, "RUNNING", 2*time.Minute, running)
+		asked := time.Now()
 		stopTask(t, c, task)
-		task = waitTask(t, c, task.Name, "STOPPED", time.Minute, stopped)
+		// Waits past the agent's 60 s, so that a stop on the wrong timeout fails below, saying so.
+		task = waitTask(t, c, task.Name, "STOPPED", 2*time.Minute, stopped)
+		took := time.Since(asked)
 		require.NotNil(t, task.Status.Containers[0].ExitCode)
-		require.EqualValues(t, 137, *task.Status.Containers[0].ExitCode, "killed with SIGKILL after its stopTimeout")
+		require.EqualValues(t, 137, *task.Status.Containers[0].ExitCode, "killed with SIGKILL")
+		st := task.Status
+		require.NotNil(t, st.StoppingAt)
+		require.NotNil(t, st.StoppedAt)
+		assert.GreaterOrEqual(t, st.StoppedAt.Sub(st.StoppingAt.Time), 2*time.Second,
+			"SIGKILL came after the container's stopTimeout of 2 s, not at once")
+		assert.Less(t, took, 30*time.Second,
+			"the container's stopTimeout of 2 s applied, not the agent's --stop-timeout of 60 s")
 	})
 
 	t.Run("an exiting essential container stops the task", func(t *testing.T) {

@@ -53,6 +53,7 @@ type Registry struct {
 	Username, Password string
 
 	pulls atomic.Int64
+	srv   *http.Server
 }
 
 // StartRegistry starts a registry on a free port of 127.0.0.1 and stops it when the test ends.
@@ -63,14 +64,18 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 		t.Fatalf("listening for the test registry on 127.0.0.1: %v", err)
 	}
 	r := &Registry{Host: l.Addr().String(), Username: opts.Username, Password: opts.Password}
-	srv := &http.Server{
+	r.srv = &http.Server{
 		Handler:           r.handler(registry.New(registry.Logger(log.New(io.Discard, "", 0)))),
 		ReadHeaderTimeout: 30 * time.Second,
 	}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	go func() { _ = r.srv.Serve(l) }()
+	t.Cleanup(r.Stop)
 	return r
 }
+
+// Stop closes the registry's listener and connections, so that pulls from it fail as from a
+// registry that is down. StartRegistry stops it when the test ends; stopping it twice is harmless.
+func (r *Registry) Stop() { _ = r.srv.Close() }
 
 // handler counts pulls and, when the registry has credentials, refuses requests without them.
 func (r *Registry) handler(next http.Handler) http.Handler {
