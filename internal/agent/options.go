@@ -291,11 +291,5 @@ func (o *RunOptions) Validate() error {
 	if o.ImageCleanupInterval < 0 {
 		errs = append(errs, errors.New("--image-cleanup-interval must not be negative (0 disables image cleanup)"))
 	}
-	if !slices.Contains(engine.PullBehaviors, engine.PullBehavior(o.ImagePullBehavior)) {
-		errs = append(errs, fmt.Errorf("--image-pull-behavior %q must be one of default, always, once, prefer-cached", o.ImagePullBehavior))
-	}
-	if o.ImageCleanupInterval < 0 {
-		errs = append(errs, errors.New("--image-cleanup-interval must not be negative (0 disables image cleanup)"))
-	}
 	return errors.Join(errs...)
 }
