@@ -442,8 +442,17 @@ func concurrently(n int, fn func(i int) error) []error {
 
 // stopTask sets desiredStatus STOPPED, conditional on the resourceVersion the decision was made on.
 func (r *Reconciler) stopTask(ctx context.Context, t *ecsv1alpha1.Task, reason string) error {
+	return r.stopTaskMarked(ctx, t, reason, "")
+}
+
+// stopTaskMarked is stopTask that also sets the annotation mark to "true" in the same write, when
+// mark is not empty.
+func (r *Reconciler) stopTaskMarked(ctx context.Context, t *ecsv1alpha1.Task, reason, mark string) error {
 	before := t.DeepCopy()
 	t.Spec.DesiredStatus = ecsv1alpha1.TaskDesiredStopped
+	if mark != "" {
+		metav1.SetMetaDataAnnotation(&t.ObjectMeta, mark, "true")
+	}
 	err := r.Patch(ctx, t, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -455,7 +464,8 @@ func (r *Reconciler) stopTask(ctx context.Context, t *ecsv1alpha1.Task, reason s
 	return nil
 }
 
-// stopUnhealthy stops RUNNING tasks that report UNHEALTHY after the grace period.
+// stopUnhealthy stops RUNNING tasks that report UNHEALTHY after the grace period, marked so that
+// the circuit breaker counts them once their health is no longer reported.
 func (r *Reconciler) stopUnhealthy(ctx context.Context, s *scope) error {
 	grace := time.Duration(0)
 	if g := s.svc.Spec.HealthCheckGracePeriodSeconds; g != nil {
@@ -472,7 +482,7 @@ func (r *Reconciler) stopUnhealthy(ctx context.Context, s *scope) error {
 		}
 		r.Recorder.Eventf(s.svc, corev1.EventTypeNormal, "TaskUnhealthy",
 			"(service %s) has stopped 1 running tasks: (task %s). Task failed container health checks.", s.svc.Name, t.Name)
-		if err := r.stopTask(ctx, t, "Task failed container health checks"); err != nil {
+		if err := r.stopTaskMarked(ctx, t, "Task failed container health checks", AnnotationFailedHealthChecks); err != nil {
 			errs = append(errs, err)
 		}
 	}

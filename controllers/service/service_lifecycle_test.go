@@ -302,6 +302,63 @@ func TestCircuitBreakerRollsBack(t *testing.T) {
 	require.True(t, failedEvent, "an Event tells that the deployment failed")
 }
 
+// TestCircuitBreakerCountsFailedHealthChecks deploys a revision whose tasks start and then fail
+// their container health checks. Once they run, stage 1 of the breaker is over; stage 2 counts the
+// tasks the service stops for being UNHEALTHY, so the breaker trips at its threshold and the
+// service returns to the last completed revision.
+func TestCircuitBreakerCountsFailedHealthChecks(t *testing.T) {
+	s, agents := setup(t, host("a"), host("b"), host("c"))
+	c, ctx := s.Client, t.Context()
+	svc := newService("web", "web", 4)
+	svc.Spec.DeploymentConfiguration = &ecsv1alpha1.DeploymentConfiguration{
+		MinimumHealthyPercent: ptr.To[int32](50), MaximumPercent: ptr.To[int32](200),
+		DeploymentCircuitBreaker: &ecsv1alpha1.DeploymentCircuitBreaker{Enable: true, Rollback: true},
+	}
+	require.NoError(t, c.Create(ctx, svc))
+	waitRunning(t, c, "web", 4)
+
+	agents.UnhealthyRevision("web-2")
+	td := &ecsv1alpha1.TaskDefinition{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}}
+	require.NoError(t, framework.Modify(ctx, c, td, func(td *ecsv1alpha1.TaskDefinition) {
+		td.Spec.ContainerDefinitions[0].Image = "example.com/web:sick"
+		td.Spec.ContainerDefinitions[0].HealthCheck = &ecsv1alpha1.HealthCheck{Command: []string{"CMD", "/probe"}}
+	}))
+
+	cur := &ecsv1alpha1.Service{}
+	var failed *ecsv1alpha1.Deployment
+	require.Eventually(t, func() bool {
+		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(svc), cur))
+		failed = nil
+		for i, d := range cur.Status.Deployments {
+			if d.TaskDefinitionRevision == "web-2" && d.RolloutState == ecsv1alpha1.RolloutStateFailed {
+				failed = &cur.Status.Deployments[i]
+			}
+		}
+		primary := cur.Status.Deployments[0]
+		return failed != nil && primary.TaskDefinitionRevision == "web-1" && primary.RolloutState == ecsv1alpha1.RolloutStateCompleted
+	}, 2*time.Minute, 100*time.Millisecond, "the breaker trips on failed health checks and the service completes on web-1 again: %+v", &cur.Status)
+	require.GreaterOrEqual(t, failed.FailedTasks, int32(10), "the threshold for desiredCount 4 is 10")
+	require.Contains(t, failed.RolloutStateReason, "tasks of web-2 failed container health checks (threshold 10)")
+
+	for _, task := range waitRunning(t, c, "web", 4) {
+		require.Equal(t, "web-1", task.Spec.TaskDefinitionRevision)
+	}
+	ran := 0
+	for _, task := range tasksByRevision(t, c, "web", "web-2") {
+		require.Equal(t, ecsv1alpha1.TaskDesiredStopped, task.Spec.DesiredStatus, "the service stopped task %s", task.Name)
+		require.NotEqual(t, ecsv1alpha1.StopCodeTaskFailedToStart, task.Status.StopCode, "no task of web-2 failed to start: stage 2 tripped the breaker")
+		if task.Status.StartedAt != nil {
+			ran++
+		}
+	}
+	require.GreaterOrEqual(t, ran, 10, "at least the threshold of web-2's tasks ran before they were stopped")
+	require.Eventually(t, func() bool {
+		return hasEventContaining(t, c, "web", ecsv1alpha1.ServiceReasonDeploymentFailed,
+			"tasks failed container health checks; the circuit breaker tripped at 10.")
+	}, 10*time.Second, 100*time.Millisecond, "an Event tells that the deployment failed and why")
+	require.True(t, hasEvent(t, c, "web", "(service web) is rolling back from deployment web-2 to web-1, its last completed deployment."))
+}
+
 // TestRollBackByRepinning: re-pinning the service to an earlier revision is a deployment like any
 // other, back to that revision's tasks.
 func TestRollBackByRepinning(t *testing.T) {
