@@ -258,7 +258,15 @@ func (r *Reconciler) reconcileReplica(ctx context.Context, s *scope) (ctrl.Resul
 	}
 	errs = append(errs, concurrently(len(stops), func(i int) error { return r.stopTask(ctx, stops[i], r.replaceReason(s, stops[i])) })...)
 	stopped := len(stops)
-	if stopped == 0 && started == 0 && len(keep) < desired {
+	// Stuck only when waiting cannot help either: a kept task that is not yet healthy may become so
+	// and let an old task stop.
+	settled := true
+	for _, t := range keep {
+		settled = settled && r.healthyRunning(s, t)
+	}
+	if stopped == 0 && started == 0 && len(keep) < desired && settled {
+		s.progress = fmt.Sprintf("Stuck: minimumHealthyPercent %d%% and maximumPercent %d%% of desiredCount %d allow neither starting nor stopping a task.",
+			svc.Spec.MinimumHealthyPercent(), svc.Spec.MaximumPercent(), desired)
 		r.Recorder.Eventf(svc, corev1.EventTypeWarning, "DeploymentStuck",
 			"(service %s) cannot replace %d tasks: minimumHealthyPercent %d%% and maximumPercent %d%% of desiredCount %d allow neither starting nor stopping a task. Raise maximumPercent or lower minimumHealthyPercent.",
 			svc.Name, len(replace), svc.Spec.MinimumHealthyPercent(), svc.Spec.MaximumPercent(), desired)

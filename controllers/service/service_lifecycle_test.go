@@ -359,6 +359,53 @@ func TestCircuitBreakerCountsFailedHealthChecks(t *testing.T) {
 	require.True(t, hasEvent(t, c, "web", "(service web) is rolling back from deployment web-2 to web-1, its last completed deployment."))
 }
 
+// TestDeploymentStuckIsReported: with minimumHealthyPercent 100 and maximumPercent 100 a new
+// revision can neither start a task nor stop one. The service says so in an Event and in the
+// deployment's rolloutStateReason, keeps its old tasks, and rolls on once the limits allow it.
+func TestDeploymentStuckIsReported(t *testing.T) {
+	s, _ := setup(t, host("a"), host("b"))
+	c, ctx := s.Client, t.Context()
+	svc := newService("web", "web", 2)
+	svc.Spec.DeploymentConfiguration = &ecsv1alpha1.DeploymentConfiguration{MinimumHealthyPercent: ptr.To[int32](100), MaximumPercent: ptr.To[int32](100)}
+	require.NoError(t, c.Create(ctx, svc))
+	old := uids(waitRunning(t, c, "web", 2))
+
+	changeImage(t, c, "web", "example.com/web:2")
+	want := "(service web) cannot replace 2 tasks: minimumHealthyPercent 100% and maximumPercent 100% of desiredCount 2 " +
+		"allow neither starting nor stopping a task. Raise maximumPercent or lower minimumHealthyPercent."
+	require.Eventually(t, func() bool { return hasEvent(t, c, "web", want) }, 30*time.Second, 50*time.Millisecond)
+	cur := &ecsv1alpha1.Service{}
+	require.Eventually(t, func() bool {
+		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(svc), cur))
+		return len(cur.Status.Deployments) == 2 && cur.Status.Deployments[0].RolloutStateReason != ""
+	}, 30*time.Second, 50*time.Millisecond)
+	primary, previous := cur.Status.Deployments[0], cur.Status.Deployments[1]
+	require.Equal(t, "web-2", primary.TaskDefinitionRevision)
+	require.Equal(t, ecsv1alpha1.DeploymentStatusPrimary, primary.Status)
+	require.Equal(t, ecsv1alpha1.RolloutStateInProgress, primary.RolloutState)
+	require.Equal(t, "Stuck: minimumHealthyPercent 100% and maximumPercent 100% of desiredCount 2 allow neither starting nor stopping a task.",
+		primary.RolloutStateReason)
+	require.Equal(t, [3]int32{2, 0, 0}, [3]int32{primary.DesiredCount, primary.RunningCount, primary.PendingCount})
+	require.Equal(t, "web-1", previous.TaskDefinitionRevision)
+	require.Equal(t, ecsv1alpha1.DeploymentStatusActive, previous.Status)
+	require.Equal(t, int32(2), previous.RunningCount)
+	require.False(t, meta.IsStatusConditionTrue(cur.Status.Conditions, ecsv1alpha1.ServiceConditionSteadyState))
+	require.True(t, meta.IsStatusConditionTrue(cur.Status.Conditions, ecsv1alpha1.ServiceConditionReady), "the old tasks still serve")
+	require.Equal(t, old, uids(activeTasks(t, c, "web")), "the old tasks keep running")
+	require.Empty(t, tasksByRevision(t, c, "web", "web-2"))
+
+	require.NoError(t, framework.Modify(ctx, c, svc, func(svc *ecsv1alpha1.Service) {
+		svc.Spec.DeploymentConfiguration.MaximumPercent = ptr.To[int32](150)
+	}))
+	for _, task := range waitRunning(t, c, "web", 2) {
+		require.Equal(t, "web-2", task.Spec.TaskDefinitionRevision, "with room for one more task the rollout goes on")
+	}
+	require.Eventually(t, func() bool {
+		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(svc), cur))
+		return cur.Status.Deployments[0].RolloutState == ecsv1alpha1.RolloutStateCompleted
+	}, 30*time.Second, 50*time.Millisecond)
+}
+
 // TestRollBackByRepinning: re-pinning the service to an earlier revision is a deployment like any
 // other, back to that revision's tasks.
 func TestRollBackByRepinning(t *testing.T) {
