@@ -1,11 +1,13 @@
 package service_test
 
 import (
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -256,6 +258,8 @@ func TestUnplaceableTasksAreExplained(t *testing.T) {
 		cond := meta.FindStatusCondition(svc.Status.Conditions, ecsv1alpha1.ServiceConditionSteadyState)
 		return cond != nil && cond.Reason == ecsv1alpha1.ServiceReasonUnableToPlace && strings.Contains(cond.Message, "insufficient memory")
 	}, 30*time.Second, 50*time.Millisecond, "the service's condition says why")
+	requireDeployments(t, c, "web", []ecsv1alpha1.Deployment{{TaskDefinitionRevision: "web-1", Status: ecsv1alpha1.DeploymentStatusPrimary,
+		DesiredCount: 1, PendingCount: 1, RolloutState: ecsv1alpha1.RolloutStateInProgress}})
 }
 
 // TestCircuitBreakerRollsBack deploys a revision whose tasks fail at start: the breaker trips at its
@@ -493,6 +497,13 @@ func TestTasksWithHealthChecksCountOnlyWhenHealthy(t *testing.T) {
 	for _, task := range tasksByRevision(t, c, "web", "web-2") {
 		require.Equal(t, ecsv1alpha1.TaskDesiredRunning, task.Spec.DesiredStatus, "old task %s stays while the new ones are not HEALTHY", task.Name)
 	}
+	// Mid-rollout, status.deployments tells it as DescribeServices does.
+	requireDeployments(t, c, "web", []ecsv1alpha1.Deployment{
+		{TaskDefinitionRevision: "web-3", Status: ecsv1alpha1.DeploymentStatusPrimary, DesiredCount: 2, RunningCount: 2,
+			RolloutState: ecsv1alpha1.RolloutStateInProgress},
+		{TaskDefinitionRevision: "web-2", Status: ecsv1alpha1.DeploymentStatusActive, RunningCount: 2,
+			RolloutState: ecsv1alpha1.RolloutStateCompleted, RolloutStateReason: "ECS deployment web-2 completed."},
+	})
 
 	healthy("web-3")
 	require.Eventually(t, func() bool {
@@ -503,4 +514,43 @@ func TestTasksWithHealthChecksCountOnlyWhenHealthy(t *testing.T) {
 		}
 		return true
 	}, 30*time.Second, 50*time.Millisecond, "once HEALTHY, the new tasks replace the old")
+	requireDeployments(t, c, "web", []ecsv1alpha1.Deployment{
+		{TaskDefinitionRevision: "web-3", Status: ecsv1alpha1.DeploymentStatusPrimary, DesiredCount: 2, RunningCount: 2,
+			RolloutState: ecsv1alpha1.RolloutStateCompleted, RolloutStateReason: "ECS deployment web-3 completed."},
+		{TaskDefinitionRevision: "web-2", Status: ecsv1alpha1.DeploymentStatusInactive,
+			RolloutState: ecsv1alpha1.RolloutStateCompleted, RolloutStateReason: "ECS deployment web-2 completed."},
+	})
+}
+
+// requireDeployments waits until the service's status.deployments are want, compared by revision,
+// status, counts and rollout state and reason.
+func requireDeployments(t *testing.T, c client.Client, svc string, want []ecsv1alpha1.Deployment) {
+	t.Helper()
+	type row struct {
+		Revision, Status                  string
+		Desired, Running, Pending, Failed int32
+		RolloutState, RolloutStateReason  string
+	}
+	rows := func(ds []ecsv1alpha1.Deployment) []row {
+		var out []row
+		for _, d := range ds {
+			out = append(out, row{d.TaskDefinitionRevision, string(d.Status), d.DesiredCount, d.RunningCount, d.PendingCount,
+				d.FailedTasks, string(d.RolloutState), d.RolloutStateReason})
+		}
+		return out
+	}
+	var got []row
+	cur := &ecsv1alpha1.Service{}
+	if !assert.Eventually(t, func() bool {
+		require.NoError(t, c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: svc}, cur))
+		got = rows(cur.Status.Deployments)
+		return reflect.DeepEqual(got, rows(want))
+	}, 30*time.Second, 50*time.Millisecond) {
+		t.Fatalf("status.deployments of %s:\n got %+v\nwant %+v", svc, got, rows(want))
+	}
+	for _, d := range cur.Status.Deployments {
+		require.Equal(t, d.TaskDefinitionRevision, d.ID, "a deployment is named by its revision")
+		require.NotNil(t, d.CreatedAt, "deployment %s has createdAt", d.ID)
+		require.NotNil(t, d.UpdatedAt, "deployment %s has updatedAt", d.ID)
+	}
 }
