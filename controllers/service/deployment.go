@@ -16,22 +16,46 @@ func breakerThreshold(desired int32) int32 {
 	return min(max((desired+1)/2, 10), 200)
 }
 
-// failedStarts counts the revision's tasks that stopped without ever reaching RUNNING, and tells
-// whether any of its tasks did reach RUNNING (after which the breaker no longer trips).
-func failedStarts(tasks []ecsv1alpha1.Task, revision string) (failed int32, started bool) {
+// AnnotationFailedHealthChecks marks a task the service stopped because it failed its container
+// health checks. The mark outlives the task's health: an agent reports UNKNOWN once the containers
+// have stopped, and the circuit breaker still has to count the task.
+const AnnotationFailedHealthChecks = "ecs.drover.dev/failed-health-checks"
+
+// failedHealthChecks tells whether the service stopped the task for failing its health checks.
+func failedHealthChecks(t *ecsv1alpha1.Task) bool {
+	return t.Annotations[AnnotationFailedHealthChecks] == "true"
+}
+
+// failedToStart tells whether the task stopped without the service asking before it ever ran.
+func failedToStart(t *ecsv1alpha1.Task) bool {
+	return t.Status.LastStatus == ecsv1alpha1.TaskStateStopped && t.Status.StartedAt == nil && t.Spec.DesiredStatus != ecsv1alpha1.TaskDesiredStopped
+}
+
+// breakerFailures counts the failures of the revision's tasks that its circuit breaker weighs, in
+// ECS's two stages. Until one of its tasks has reached RUNNING (stage 1) those are the tasks that
+// stopped before ever running; from then on (stage 2) the tasks the service stopped because they
+// failed their container health checks.
+func breakerFailures(tasks []ecsv1alpha1.Task, revision string) (failed int32, stage2 bool) {
+	var starts, checks int32
 	for i := range tasks {
 		t := &tasks[i]
 		if t.Spec.TaskDefinitionRevision != revision {
 			continue
 		}
 		if t.Status.StartedAt != nil {
-			started = true
+			stage2 = true
 		}
-		if t.Status.LastStatus == ecsv1alpha1.TaskStateStopped && t.Status.StartedAt == nil && t.Spec.DesiredStatus != ecsv1alpha1.TaskDesiredStopped {
-			failed++
+		switch {
+		case failedToStart(t):
+			starts++
+		case failedHealthChecks(t):
+			checks++
 		}
 	}
-	return failed, started
+	if stage2 {
+		return checks, true
+	}
+	return starts, false
 }
 
 // deploymentOf returns the service's recorded deployment of a revision, or nil.
@@ -90,16 +114,20 @@ func (r *Reconciler) chooseRevision(ctx context.Context, s *scope, resolved *ecs
 	case cb == nil || !cb.Enable:
 		return nil
 	default:
-		failed, started := failedStarts(s.tasks, resolved.Name)
+		failed, stage2 := breakerFailures(s.tasks, resolved.Name)
 		threshold := breakerThreshold(desiredCount(svc))
-		if started || failed < threshold {
+		if failed < threshold {
 			return nil
 		}
+		what := "failed to start"
+		if stage2 {
+			what = "failed container health checks"
+		}
 		s.failed = map[string]string{resolved.Name: fmt.Sprintf(
-			"ECS deployment circuit breaker: %d tasks of %s failed to start (threshold %d).", failed, resolved.Name, threshold)}
+			"ECS deployment circuit breaker: %d tasks of %s %s (threshold %d).", failed, resolved.Name, what, threshold)}
 		r.Recorder.Eventf(svc, corev1.EventTypeWarning, ecsv1alpha1.ServiceReasonDeploymentFailed,
-			"(service %s) deployment %s failed: %d tasks failed to start; the circuit breaker tripped at %d.",
-			svc.Name, resolved.Name, failed, threshold)
+			"(service %s) deployment %s failed: %d tasks %s; the circuit breaker tripped at %d.",
+			svc.Name, resolved.Name, failed, what, threshold)
 	}
 	if !rollback {
 		s.halted = true

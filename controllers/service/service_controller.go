@@ -266,7 +266,15 @@ func (r *Reconciler) reconcileReplica(ctx context.Context, s *scope) (ctrl.Resul
 	}
 	errs = append(errs, concurrently(len(stops), func(i int) error { return r.stopTask(ctx, stops[i], r.replaceReason(s, stops[i])) })...)
 	stopped := len(stops)
-	if stopped == 0 && started == 0 && len(keep) < desired {
+	// Stuck only when waiting cannot help either: a kept task that is not yet healthy may become so
+	// and let an old task stop.
+	settled := true
+	for _, t := range keep {
+		settled = settled && r.healthyRunning(s, t)
+	}
+	if stopped == 0 && started == 0 && len(keep) < desired && settled {
+		s.progress = fmt.Sprintf("Stuck: minimumHealthyPercent %d%% and maximumPercent %d%% of desiredCount %d allow neither starting nor stopping a task.",
+			svc.Spec.MinimumHealthyPercent(), svc.Spec.MaximumPercent(), desired)
 		r.Recorder.Eventf(svc, corev1.EventTypeWarning, "DeploymentStuck",
 			"(service %s) cannot replace %d tasks: minimumHealthyPercent %d%% and maximumPercent %d%% of desiredCount %d allow neither starting nor stopping a task. Raise maximumPercent or lower minimumHealthyPercent.",
 			svc.Name, len(replace), svc.Spec.MinimumHealthyPercent(), svc.Spec.MaximumPercent(), desired)
@@ -450,8 +458,17 @@ func concurrently(n int, fn func(i int) error) []error {
 
 // stopTask sets desiredStatus STOPPED, conditional on the resourceVersion the decision was made on.
 func (r *Reconciler) stopTask(ctx context.Context, t *ecsv1alpha1.Task, reason string) error {
+	return r.stopTaskMarked(ctx, t, reason, "")
+}
+
+// stopTaskMarked is stopTask that also sets the annotation mark to "true" in the same write, when
+// mark is not empty.
+func (r *Reconciler) stopTaskMarked(ctx context.Context, t *ecsv1alpha1.Task, reason, mark string) error {
 	before := t.DeepCopy()
 	t.Spec.DesiredStatus = ecsv1alpha1.TaskDesiredStopped
+	if mark != "" {
+		metav1.SetMetaDataAnnotation(&t.ObjectMeta, mark, "true")
+	}
 	err := r.Patch(ctx, t, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -463,7 +480,8 @@ func (r *Reconciler) stopTask(ctx context.Context, t *ecsv1alpha1.Task, reason s
 	return nil
 }
 
-// stopUnhealthy stops RUNNING tasks that report UNHEALTHY after the grace period.
+// stopUnhealthy stops RUNNING tasks that report UNHEALTHY after the grace period, marked so that
+// the circuit breaker counts them once their health is no longer reported.
 func (r *Reconciler) stopUnhealthy(ctx context.Context, s *scope) error {
 	grace := time.Duration(0)
 	if g := s.svc.Spec.HealthCheckGracePeriodSeconds; g != nil {
@@ -480,7 +498,7 @@ func (r *Reconciler) stopUnhealthy(ctx context.Context, s *scope) error {
 		}
 		r.Recorder.Eventf(s.svc, corev1.EventTypeNormal, "TaskUnhealthy",
 			"(service %s) has stopped 1 running tasks: (task %s). Task failed container health checks.", s.svc.Name, t.Name)
-		if err := r.stopTask(ctx, t, "Task failed container health checks"); err != nil {
+		if err := r.stopTaskMarked(ctx, t, "Task failed container health checks", AnnotationFailedHealthChecks); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -115,7 +115,8 @@ func deployments(svc *ecsv1alpha1.Service, s *scope, now metav1.Time) []ecsv1alp
 			d.RunningCount++
 		case active(t):
 			d.PendingCount++
-		case t.Status.StartedAt == nil && t.Spec.DesiredStatus != ecsv1alpha1.TaskDesiredStopped:
+		case (t.Status.StartedAt == nil && t.Spec.DesiredStatus != ecsv1alpha1.TaskDesiredStopped) || failedHealthChecks(t):
+			// As ECS's failedTasks: tasks that never ran, and tasks stopped for failing health checks.
 			d.FailedTasks++
 		}
 		if d != primary && active(t) {

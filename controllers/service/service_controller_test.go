@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -173,6 +174,18 @@ func hasEvent(t *testing.T, c client.Client, svc, message string) bool {
 	require.NoError(t, c.List(t.Context(), events, client.InNamespace(ns)))
 	for _, e := range events.Items {
 		if e.InvolvedObject.Kind == "Service" && e.InvolvedObject.Name == svc && e.Message == message {
+			return true
+		}
+	}
+	return false
+}
+
+// hasEventContaining tells whether an Event of the service has the reason and a message containing part.
+func hasEventContaining(t *testing.T, c client.Client, svc, reason, part string) bool {
+	events := &corev1.EventList{}
+	require.NoError(t, c.List(t.Context(), events, client.InNamespace(ns)))
+	for _, e := range events.Items {
+		if e.InvolvedObject.Kind == "Service" && e.InvolvedObject.Name == svc && e.Reason == reason && strings.Contains(e.Message, part) {
 			return true
 		}
 	}

@@ -1,11 +1,13 @@
 package service_test
 
 import (
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -256,6 +258,8 @@ func TestUnplaceableTasksAreExplained(t *testing.T) {
 		cond := meta.FindStatusCondition(svc.Status.Conditions, ecsv1alpha1.ServiceConditionSteadyState)
 		return cond != nil && cond.Reason == ecsv1alpha1.ServiceReasonUnableToPlace && strings.Contains(cond.Message, "insufficient memory")
 	}, 30*time.Second, 50*time.Millisecond, "the service's condition says why")
+	requireDeployments(t, c, "web", []ecsv1alpha1.Deployment{{TaskDefinitionRevision: "web-1", Status: ecsv1alpha1.DeploymentStatusPrimary,
+		DesiredCount: 1, PendingCount: 1, RolloutState: ecsv1alpha1.RolloutStateInProgress}})
 }
 
 // TestCircuitBreakerRollsBack deploys a revision whose tasks fail at start: the breaker trips at its
@@ -300,6 +304,110 @@ func TestCircuitBreakerRollsBack(t *testing.T) {
 		}
 	}
 	require.True(t, failedEvent, "an Event tells that the deployment failed")
+}
+
+// TestCircuitBreakerCountsFailedHealthChecks deploys a revision whose tasks start and then fail
+// their container health checks. Once they run, stage 1 of the breaker is over; stage 2 counts the
+// tasks the service stops for being UNHEALTHY, so the breaker trips at its threshold and the
+// service returns to the last completed revision.
+func TestCircuitBreakerCountsFailedHealthChecks(t *testing.T) {
+	s, agents := setup(t, host("a"), host("b"), host("c"))
+	c, ctx := s.Client, t.Context()
+	svc := newService("web", "web", 4)
+	svc.Spec.DeploymentConfiguration = &ecsv1alpha1.DeploymentConfiguration{
+		MinimumHealthyPercent: ptr.To[int32](50), MaximumPercent: ptr.To[int32](200),
+		DeploymentCircuitBreaker: &ecsv1alpha1.DeploymentCircuitBreaker{Enable: true, Rollback: true},
+	}
+	require.NoError(t, c.Create(ctx, svc))
+	waitRunning(t, c, "web", 4)
+
+	agents.UnhealthyRevision("web-2")
+	td := &ecsv1alpha1.TaskDefinition{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}}
+	require.NoError(t, framework.Modify(ctx, c, td, func(td *ecsv1alpha1.TaskDefinition) {
+		td.Spec.ContainerDefinitions[0].Image = "example.com/web:sick"
+		td.Spec.ContainerDefinitions[0].HealthCheck = &ecsv1alpha1.HealthCheck{Command: []string{"CMD", "/probe"}}
+	}))
+
+	cur := &ecsv1alpha1.Service{}
+	var failed *ecsv1alpha1.Deployment
+	require.Eventually(t, func() bool {
+		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(svc), cur))
+		failed = nil
+		for i, d := range cur.Status.Deployments {
+			if d.TaskDefinitionRevision == "web-2" && d.RolloutState == ecsv1alpha1.RolloutStateFailed {
+				failed = &cur.Status.Deployments[i]
+			}
+		}
+		primary := cur.Status.Deployments[0]
+		return failed != nil && primary.TaskDefinitionRevision == "web-1" && primary.RolloutState == ecsv1alpha1.RolloutStateCompleted
+	}, 2*time.Minute, 100*time.Millisecond, "the breaker trips on failed health checks and the service completes on web-1 again: %+v", &cur.Status)
+	require.GreaterOrEqual(t, failed.FailedTasks, int32(10), "the threshold for desiredCount 4 is 10")
+	require.Contains(t, failed.RolloutStateReason, "tasks of web-2 failed container health checks (threshold 10)")
+
+	for _, task := range waitRunning(t, c, "web", 4) {
+		require.Equal(t, "web-1", task.Spec.TaskDefinitionRevision)
+	}
+	ran := 0
+	for _, task := range tasksByRevision(t, c, "web", "web-2") {
+		require.Equal(t, ecsv1alpha1.TaskDesiredStopped, task.Spec.DesiredStatus, "the service stopped task %s", task.Name)
+		require.NotEqual(t, ecsv1alpha1.StopCodeTaskFailedToStart, task.Status.StopCode, "no task of web-2 failed to start: stage 2 tripped the breaker")
+		if task.Status.StartedAt != nil {
+			ran++
+		}
+	}
+	require.GreaterOrEqual(t, ran, 10, "at least the threshold of web-2's tasks ran before they were stopped")
+	require.Eventually(t, func() bool {
+		return hasEventContaining(t, c, "web", ecsv1alpha1.ServiceReasonDeploymentFailed,
+			"tasks failed container health checks; the circuit breaker tripped at 10.")
+	}, 10*time.Second, 100*time.Millisecond, "an Event tells that the deployment failed and why")
+	require.True(t, hasEvent(t, c, "web", "(service web) is rolling back from deployment web-2 to web-1, its last completed deployment."))
+}
+
+// TestDeploymentStuckIsReported: with minimumHealthyPercent 100 and maximumPercent 100 a new
+// revision can neither start a task nor stop one. The service says so in an Event and in the
+// deployment's rolloutStateReason, keeps its old tasks, and rolls on once the limits allow it.
+func TestDeploymentStuckIsReported(t *testing.T) {
+	s, _ := setup(t, host("a"), host("b"))
+	c, ctx := s.Client, t.Context()
+	svc := newService("web", "web", 2)
+	svc.Spec.DeploymentConfiguration = &ecsv1alpha1.DeploymentConfiguration{MinimumHealthyPercent: ptr.To[int32](100), MaximumPercent: ptr.To[int32](100)}
+	require.NoError(t, c.Create(ctx, svc))
+	old := uids(waitRunning(t, c, "web", 2))
+
+	changeImage(t, c, "web", "example.com/web:2")
+	want := "(service web) cannot replace 2 tasks: minimumHealthyPercent 100% and maximumPercent 100% of desiredCount 2 " +
+		"allow neither starting nor stopping a task. Raise maximumPercent or lower minimumHealthyPercent."
+	require.Eventually(t, func() bool { return hasEvent(t, c, "web", want) }, 30*time.Second, 50*time.Millisecond)
+	cur := &ecsv1alpha1.Service{}
+	require.Eventually(t, func() bool {
+		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(svc), cur))
+		return len(cur.Status.Deployments) == 2 && cur.Status.Deployments[0].RolloutStateReason != ""
+	}, 30*time.Second, 50*time.Millisecond)
+	primary, previous := cur.Status.Deployments[0], cur.Status.Deployments[1]
+	require.Equal(t, "web-2", primary.TaskDefinitionRevision)
+	require.Equal(t, ecsv1alpha1.DeploymentStatusPrimary, primary.Status)
+	require.Equal(t, ecsv1alpha1.RolloutStateInProgress, primary.RolloutState)
+	require.Equal(t, "Stuck: minimumHealthyPercent 100% and maximumPercent 100% of desiredCount 2 allow neither starting nor stopping a task.",
+		primary.RolloutStateReason)
+	require.Equal(t, [3]int32{2, 0, 0}, [3]int32{primary.DesiredCount, primary.RunningCount, primary.PendingCount})
+	require.Equal(t, "web-1", previous.TaskDefinitionRevision)
+	require.Equal(t, ecsv1alpha1.DeploymentStatusActive, previous.Status)
+	require.Equal(t, int32(2), previous.RunningCount)
+	require.False(t, meta.IsStatusConditionTrue(cur.Status.Conditions, ecsv1alpha1.ServiceConditionSteadyState))
+	require.True(t, meta.IsStatusConditionTrue(cur.Status.Conditions, ecsv1alpha1.ServiceConditionReady), "the old tasks still serve")
+	require.Equal(t, old, uids(activeTasks(t, c, "web")), "the old tasks keep running")
+	require.Empty(t, tasksByRevision(t, c, "web", "web-2"))
+
+	require.NoError(t, framework.Modify(ctx, c, svc, func(svc *ecsv1alpha1.Service) {
+		svc.Spec.DeploymentConfiguration.MaximumPercent = ptr.To[int32](150)
+	}))
+	for _, task := range waitRunning(t, c, "web", 2) {
+		require.Equal(t, "web-2", task.Spec.TaskDefinitionRevision, "with room for one more task the rollout goes on")
+	}
+	require.Eventually(t, func() bool {
+		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(svc), cur))
+		return cur.Status.Deployments[0].RolloutState == ecsv1alpha1.RolloutStateCompleted
+	}, 30*time.Second, 50*time.Millisecond)
 }
 
 // TestRollBackByRepinning: re-pinning the service to an earlier revision is a deployment like any
@@ -389,6 +497,13 @@ func TestTasksWithHealthChecksCountOnlyWhenHealthy(t *testing.T) {
 	for _, task := range tasksByRevision(t, c, "web", "web-2") {
 		require.Equal(t, ecsv1alpha1.TaskDesiredRunning, task.Spec.DesiredStatus, "old task %s stays while the new ones are not HEALTHY", task.Name)
 	}
+	// Mid-rollout, status.deployments tells it as DescribeServices does.
+	requireDeployments(t, c, "web", []ecsv1alpha1.Deployment{
+		{TaskDefinitionRevision: "web-3", Status: ecsv1alpha1.DeploymentStatusPrimary, DesiredCount: 2, RunningCount: 2,
+			RolloutState: ecsv1alpha1.RolloutStateInProgress},
+		{TaskDefinitionRevision: "web-2", Status: ecsv1alpha1.DeploymentStatusActive, RunningCount: 2,
+			RolloutState: ecsv1alpha1.RolloutStateCompleted, RolloutStateReason: "ECS deployment web-2 completed."},
+	})
 
 	healthy("web-3")
 	require.Eventually(t, func() bool {
@@ -399,4 +514,43 @@ func TestTasksWithHealthChecksCountOnlyWhenHealthy(t *testing.T) {
 		}
 		return true
 	}, 30*time.Second, 50*time.Millisecond, "once HEALTHY, the new tasks replace the old")
+	requireDeployments(t, c, "web", []ecsv1alpha1.Deployment{
+		{TaskDefinitionRevision: "web-3", Status: ecsv1alpha1.DeploymentStatusPrimary, DesiredCount: 2, RunningCount: 2,
+			RolloutState: ecsv1alpha1.RolloutStateCompleted, RolloutStateReason: "ECS deployment web-3 completed."},
+		{TaskDefinitionRevision: "web-2", Status: ecsv1alpha1.DeploymentStatusInactive,
+			RolloutState: ecsv1alpha1.RolloutStateCompleted, RolloutStateReason: "ECS deployment web-2 completed."},
+	})
+}
+
+// requireDeployments waits until the service's status.deployments are want, compared by revision,
+// status, counts and rollout state and reason.
+func requireDeployments(t *testing.T, c client.Client, svc string, want []ecsv1alpha1.Deployment) {
+	t.Helper()
+	type row struct {
+		Revision, Status                  string
+		Desired, Running, Pending, Failed int32
+		RolloutState, RolloutStateReason  string
+	}
+	rows := func(ds []ecsv1alpha1.Deployment) []row {
+		var out []row
+		for _, d := range ds {
+			out = append(out, row{d.TaskDefinitionRevision, string(d.Status), d.DesiredCount, d.RunningCount, d.PendingCount,
+				d.FailedTasks, string(d.RolloutState), d.RolloutStateReason})
+		}
+		return out
+	}
+	var got []row
+	cur := &ecsv1alpha1.Service{}
+	if !assert.Eventually(t, func() bool {
+		require.NoError(t, c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: svc}, cur))
+		got = rows(cur.Status.Deployments)
+		return reflect.DeepEqual(got, rows(want))
+	}, 30*time.Second, 50*time.Millisecond) {
+		t.Fatalf("status.deployments of %s:\n got %+v\nwant %+v", svc, got, rows(want))
+	}
+	for _, d := range cur.Status.Deployments {
+		require.Equal(t, d.TaskDefinitionRevision, d.ID, "a deployment is named by its revision")
+		require.NotNil(t, d.CreatedAt, "deployment %s has createdAt", d.ID)
+		require.NotNil(t, d.UpdatedAt, "deployment %s has updatedAt", d.ID)
+	}
 }

@@ -457,6 +457,72 @@ func TestKubectl(t *testing.T) {
 		assert.Contains(t, stderr, "Forbidden")
 		mustGetECS(t, p.Client, "Task", "web-once")
 	})
+
+	t.Run("rollout column and wait", func(t *testing.T) {
+		admin.must(t, "apply", "-f", writeFile(t, "rollout.yaml", `apiVersion: ecs.drover.dev/v1alpha1
+kind: Cluster
+metadata:
+  name: kt-roll
+---
+apiVersion: ecs.drover.dev/v1alpha1
+kind: TaskDefinition
+metadata:
+  name: kt-web
+spec:
+  containerDefinitions:
+  - name: app
+    image: example.com/kt-web:1
+    cpu: 256
+    memory: 256
+---
+apiVersion: ecs.drover.dev/v1alpha1
+kind: Service
+metadata:
+  name: kt-web
+spec:
+  cluster: kt-roll
+  taskDefinition: kt-web
+  desiredCount: 2
+`))
+		// The ROLLOUT cell of kubectl get's table, found under its header.
+		rollout := func() string {
+			table := lines(admin.must(t, "get", "ecssvc", "kt-web"))
+			require.Len(t, table, 2, "header and one row")
+			col := strings.Index(table[0], "ROLLOUT")
+			require.GreaterOrEqual(t, col, 0, "a ROLLOUT column in %q", table[0])
+			if col >= len(table[1]) {
+				return ""
+			}
+			return strings.Fields(table[1][col:] + " ")[0]
+		}
+		waitCompleted := func(timeout string) (string, error) {
+			stdout, _, err := kubectl(t, "wait", "ecssvc/kt-web", "--for=jsonpath={.status.deployments[0].rolloutState}=COMPLETED", "--timeout="+timeout)
+			return stdout, err
+		}
+
+		// No instance in the cluster yet: the tasks wait and the rollout is in progress.
+		assert.Eventually(t, func() bool { return rollout() == "IN_PROGRESS" }, 15*time.Second, 100*time.Millisecond,
+			"kubectl get ecssvc shows the rollout IN_PROGRESS")
+		_, err := waitCompleted("1s")
+		assert.NotEqual(t, 0, exitCode(err), "kubectl wait for COMPLETED while no task can run")
+
+		framework.StartSimulatedAgents(t, p.Client, "default", "kt-roll", framework.SimulatedInstance{Name: "kt-roll-1", CPU: 4096, Memory: 4096})
+		stdout, err := waitCompleted("25s")
+		require.NoError(t, err, "kubectl wait for COMPLETED once tasks run: %s", stdout)
+		assert.Contains(t, stdout, "service.ecs.drover.dev/kt-web condition met")
+		assert.Equal(t, "COMPLETED", rollout())
+
+		// An image change is a new deployment, followed the same way.
+		admin.must(t, "patch", "td", "kt-web", "--type=json",
+			"-p", `[{"op":"replace","path":"/spec/containerDefinitions/0/image","value":"example.com/kt-web:2"}]`)
+		admin.must(t, "wait", "ecssvc/kt-web", "--for=jsonpath={.status.deployments[0].taskDefinitionRevision}=kt-web-2", "--timeout=25s")
+		stdout, err = waitCompleted("25s")
+		require.NoError(t, err, "kubectl wait for the new deployment to complete: %s", stdout)
+		assert.Equal(t, "COMPLETED", rollout())
+		images := admin.must(t, "get", "ecstask", "-l", "ecs.drover.dev/service=kt-web",
+			"-o", `jsonpath={range .items[?(@.spec.desiredStatus=="RUNNING")]}{.spec.taskDefinitionRevision}{"\n"}{end}`)
+		assert.Equal(t, []string{"kt-web-2", "kt-web-2"}, lines(images), "the service's running tasks are all on kt-web-2")
+	})
 }
 
 // watchEvent is one event printed by kubectl get -w --output-watch-events -o json.

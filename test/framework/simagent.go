@@ -26,7 +26,7 @@ type SimulatedInstance struct {
 // SimulatedAgents stand in for drover-agent in control-plane tests. They register ContainerInstances
 // with an admin client, report them with the given capacity, renew their heartbeat Leases, and move
 // the Tasks bound to them to RUNNING, and to STOPPED once desiredStatus is STOPPED. They run no
-// containers.
+// containers; task health is simulated too (see UnhealthyRevision).
 type SimulatedAgents struct {
 	c         client.Client
 	namespace string
@@ -35,6 +35,7 @@ type SimulatedAgents struct {
 	mu           sync.Mutex
 	instances    map[string]bool
 	failRevs     map[string]bool
+	sickRevs     map[string]bool
 	disconnected map[string]bool
 	lastRenew    time.Time
 }
@@ -43,7 +44,7 @@ type SimulatedAgents struct {
 func StartSimulatedAgents(t testing.TB, c client.Client, namespace, cluster string, instances ...SimulatedInstance) *SimulatedAgents {
 	t.Helper()
 	a := &SimulatedAgents{c: c, namespace: namespace, cluster: cluster, instances: map[string]bool{},
-		failRevs: map[string]bool{}, disconnected: map[string]bool{}}
+		failRevs: map[string]bool{}, sickRevs: map[string]bool{}, disconnected: map[string]bool{}}
 	for _, in := range instances {
 		a.AddInstance(t, in)
 	}
@@ -113,6 +114,15 @@ func (a *SimulatedAgents) FailRevision(revision string) {
 	a.failRevs[revision] = true
 }
 
+// UnhealthyRevision simulates a container health check that fails for every task of the revision:
+// its tasks reach RUNNING and then report UNHEALTHY, as an agent does once an essential
+// container's health check has failed retries times in a row. No check runs.
+func (a *SimulatedAgents) UnhealthyRevision(revision string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.sickRevs[revision] = true
+}
+
 // step moves every bound task one step towards its desired status.
 func (a *SimulatedAgents) step(ctx context.Context) {
 	tasks := &ecsv1alpha1.TaskList{}
@@ -146,6 +156,8 @@ func (a *SimulatedAgents) step(ctx context.Context) {
 			if task.Status.StoppedReason == "" {
 				task.Status.StoppedReason = "Task stopped as requested"
 			}
+			// As drover-agent: no health is reported for containers that no longer run.
+			task.Status.HealthStatus = ecsv1alpha1.HealthStatusUnknown
 		case a.failRevs[task.Spec.TaskDefinitionRevision]:
 			task.Status.LastStatus = ecsv1alpha1.TaskStateStopped
 			task.Status.StopCode = ecsv1alpha1.StopCodeTaskFailedToStart
@@ -155,6 +167,8 @@ func (a *SimulatedAgents) step(ctx context.Context) {
 			task.Status.LastStatus = ecsv1alpha1.TaskStateRunning
 			task.Status.HealthStatus = ecsv1alpha1.HealthStatusUnknown
 			task.Status.StartedAt = &now
+		case a.sickRevs[task.Spec.TaskDefinitionRevision] && task.Status.HealthStatus != ecsv1alpha1.HealthStatusUnhealthy:
+			task.Status.HealthStatus = ecsv1alpha1.HealthStatusUnhealthy
 		default:
 			continue
 		}
