@@ -66,8 +66,9 @@ type Config struct {
 	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
 	// EtcdPrefix is the key prefix of every object droverd stores.
 	EtcdPrefix string
-	// EtcdClientPort and EtcdPeerPort are the embedded etcd's ports.
-	EtcdClientPort, EtcdPeerPort int
+	// EtcdClientPort and EtcdPeerPort are the embedded etcd's ports; EtcdHTTPPort, when set,
+	// serves its HTTP endpoints apart from gRPC.
+	EtcdClientPort, EtcdPeerPort, EtcdHTTPPort int
 	// EnableProfiling serves /debug/pprof to admins.
 	EnableProfiling bool
 	// InstanceCertValidity is the lifetime of the certificates issued to container instances.
@@ -119,7 +120,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	etcdServers, etcdCA, etcdCert, etcdKey := cfg.EtcdServers, cfg.EtcdCAFile, cfg.EtcdCertFile, cfg.EtcdKeyFile
 	if len(etcdServers) == 0 {
 		s.etcd, err = etcd.Start(ctx, etcd.Config{
-			Dir: filepath.Join(cfg.DataDir, "etcd"), ClientPort: cfg.EtcdClientPort, PeerPort: cfg.EtcdPeerPort,
+			Dir: filepath.Join(cfg.DataDir, "etcd"), ClientPort: cfg.EtcdClientPort, PeerPort: cfg.EtcdPeerPort, HTTPPort: cfg.EtcdHTTPPort,
 			CertFile: c.etcdServerCert, KeyFile: c.etcdKey, TrustedCAFile: c.caFile,
 		})
 		if err != nil {

@@ -38,6 +38,7 @@ type Options struct {
 	EtcdPrefix     string
 	EtcdClientPort int
 	EtcdPeerPort   int
+	EtcdHTTPPort   int
 	Profiling      bool
 	// InstanceCertValidity is the lifetime of container instance certificates.
 	InstanceCertValidity time.Duration
@@ -61,6 +62,7 @@ func NewOptions() *Options {
 		EtcdPrefix:     "/drover",
 		EtcdClientPort: 2379,
 		EtcdPeerPort:   2380,
+		EtcdHTTPPort:   2381,
 		Controllers:    true,
 		LeaderElect:    true,
 
@@ -82,6 +84,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.EtcdPrefix, "etcd-prefix", o.EtcdPrefix, "Key prefix of every object in etcd; droverds sharing an etcd must use the same prefix.")
 	fs.IntVar(&o.EtcdClientPort, "etcd-client-port", o.EtcdClientPort, "Client port of the embedded etcd (on 127.0.0.1, mutual TLS).")
 	fs.IntVar(&o.EtcdPeerPort, "etcd-peer-port", o.EtcdPeerPort, "Peer port of the embedded etcd (on 127.0.0.1, mutual TLS).")
+	fs.IntVar(&o.EtcdHTTPPort, "etcd-http-port", o.EtcdHTTPPort, "Port of the embedded etcd's HTTP endpoints (/metrics, /health; on 127.0.0.1, mutual TLS), apart from its gRPC client port.")
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve /debug/pprof to admins.")
 	fs.DurationVar(&o.InstanceCertValidity, "instance-cert-validity", o.InstanceCertValidity, "Lifetime of the client certificates issued to container instances; agents renew them when a third is left.")
 	fs.BoolVar(&o.Controllers, "controllers", o.Controllers, "Run Drover's controllers in this process (leader-elected). --controllers=false serves the API only.")
@@ -125,13 +128,13 @@ func (o *Options) Validate() error {
 	if net.ParseIP(o.BindAddress) == nil {
 		errs = append(errs, fmt.Errorf("--bind-address %q is not an IP address", o.BindAddress))
 	}
-	for name, port := range map[string]int{"--secure-port": o.SecurePort, "--etcd-client-port": o.EtcdClientPort, "--etcd-peer-port": o.EtcdPeerPort} {
+	for name, port := range map[string]int{"--secure-port": o.SecurePort, "--etcd-client-port": o.EtcdClientPort, "--etcd-peer-port": o.EtcdPeerPort, "--etcd-http-port": o.EtcdHTTPPort} {
 		if port < 1 || port > 65535 {
 			errs = append(errs, fmt.Errorf("%s %d is out of range 1-65535", name, port))
 		}
 	}
-	if len(o.EtcdServers) == 0 && o.EtcdClientPort == o.EtcdPeerPort {
-		errs = append(errs, fmt.Errorf("--etcd-client-port and --etcd-peer-port must differ (both %d)", o.EtcdClientPort))
+	if len(o.EtcdServers) == 0 && (o.EtcdClientPort == o.EtcdPeerPort || o.EtcdHTTPPort == o.EtcdClientPort || o.EtcdHTTPPort == o.EtcdPeerPort) {
+		errs = append(errs, fmt.Errorf("--etcd-client-port, --etcd-peer-port and --etcd-http-port must differ (%d, %d, %d)", o.EtcdClientPort, o.EtcdPeerPort, o.EtcdHTTPPort))
 	}
 	for _, s := range o.EtcdServers {
 		if !strings.HasPrefix(s, "https://") && !strings.HasPrefix(s, "http://") {
@@ -183,7 +186,7 @@ func (o *Options) ServerConfig() apiserver.Config {
 	cfg := apiserver.Config{
 		DataDir: o.DataDir, BindAddress: net.ParseIP(o.BindAddress), SecurePort: o.SecurePort, TLSSANs: o.TLSSANs,
 		EtcdServers: o.EtcdServers, EtcdCAFile: o.EtcdCAFile, EtcdCertFile: o.EtcdCertFile, EtcdKeyFile: o.EtcdKeyFile,
-		EtcdPrefix: o.EtcdPrefix, EtcdClientPort: o.EtcdClientPort, EtcdPeerPort: o.EtcdPeerPort,
+		EtcdPrefix: o.EtcdPrefix, EtcdClientPort: o.EtcdClientPort, EtcdPeerPort: o.EtcdPeerPort, EtcdHTTPPort: o.EtcdHTTPPort,
 		EnableProfiling: o.Profiling, InstanceCertValidity: o.InstanceCertValidity,
 	}
 	if o.Controllers {

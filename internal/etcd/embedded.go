@@ -22,6 +22,11 @@ type Config struct {
 	Host string
 	// ClientPort and PeerPort are the ports etcd listens on.
 	ClientPort, PeerPort int
+	// HTTPPort, when set, serves etcd's HTTP endpoints (/metrics, /health, /version) on a port of
+	// their own, so that the client port serves only gRPC, over gRPC's own transport. On one
+	// port, etcd serves gRPC through net/http's HTTP/2 server, which is much slower: with
+	// thousands of agents connecting, droverd's requests waited a minute for etcd.
+	HTTPPort int
 	// CertFile and KeyFile are used for serving and, on the peer port, as the client identity.
 	CertFile, KeyFile string
 	// TrustedCAFile verifies clients (client-cert authentication is required).
@@ -56,6 +61,9 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	cfg.Dir = c.Dir
 	cfg.ListenClientUrls = []url.URL{clientURL}
 	cfg.AdvertiseClientUrls = []url.URL{clientURL}
+	if c.HTTPPort != 0 {
+		cfg.ListenClientHttpUrls = []url.URL{{Scheme: "https", Host: fmt.Sprintf("%s:%d", c.Host, c.HTTPPort)}}
+	}
 	cfg.ListenPeerUrls = []url.URL{peerURL}
 	cfg.AdvertisePeerUrls = []url.URL{peerURL}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)

@@ -56,8 +56,8 @@ func NewOptions(t testing.TB, opts ...Option) *droverd.Options {
 	o := droverd.NewOptions()
 	o.DataDir = t.TempDir()
 	o.BindAddress = "127.0.0.1"
-	ports := FreePorts(t, 3)
-	o.SecurePort, o.EtcdClientPort, o.EtcdPeerPort = ports[0], ports[1], ports[2]
+	ports := FreePorts(t, 4)
+	o.SecurePort, o.EtcdClientPort, o.EtcdPeerPort, o.EtcdHTTPPort = ports[0], ports[1], ports[2], ports[3]
 	for _, opt := range opts {
 		opt(o)
 	}
@@ -182,6 +182,7 @@ func Args(o *droverd.Options) []string {
 	args := []string{
 		"--data-dir", o.DataDir, "--bind-address", o.BindAddress, "--secure-port", strconv.Itoa(o.SecurePort),
 		"--etcd-client-port", strconv.Itoa(o.EtcdClientPort), "--etcd-peer-port", strconv.Itoa(o.EtcdPeerPort),
+		"--etcd-http-port", strconv.Itoa(o.EtcdHTTPPort),
 		"--controllers=" + strconv.FormatBool(o.Controllers),
 	}
 	if len(o.EtcdServers) > 0 {

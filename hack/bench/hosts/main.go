@@ -186,7 +186,7 @@ func run(f flags) error {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return errors.New("no certificate in pki/ca.crt")
 	}
-	etcd, err := harness.NewEtcdMetrics(dir, d.Ports[1])
+	etcd, err := harness.NewEtcdMetrics(dir, d.Ports[3])
 	if err != nil {
 		return err
 	}

@@ -245,7 +245,7 @@ func run(f flags, sc scenarios) error {
 	if err != nil {
 		return err
 	}
-	etcd, err := harness.NewEtcdMetrics(d.DataDir, d.Ports[1])
+	etcd, err := harness.NewEtcdMetrics(d.DataDir, d.Ports[3])
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ import (
 type Droverd struct {
 	Cmd     *exec.Cmd
 	DataDir string
-	// Ports are the API, etcd client and etcd peer ports; a restart keeps them.
+	// Ports are the API, etcd client, etcd peer and etcd HTTP ports; a restart keeps them.
 	Ports []int
 	// URL is the API server's address.
 	URL string
@@ -79,7 +79,7 @@ func StartDroverd(bin, dir string, profiling bool, timeout time.Duration) (*Drov
 // StartDroverdWith starts bin on free loopback ports, the data dir dir and its log in dir.log, as
 // opts say, and waits until it is ready or ctx is done.
 func StartDroverdWith(ctx context.Context, bin, dir string, opts Options) (*Droverd, error) {
-	ports, err := procinfo.FreePorts(3)
+	ports, err := procinfo.FreePorts(4)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +100,7 @@ func (d *Droverd) Start(ctx context.Context) error {
 	args := []string{
 		"--data-dir", d.DataDir, "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(d.Ports[0]),
 		"--etcd-client-port", strconv.Itoa(d.Ports[1]), "--etcd-peer-port", strconv.Itoa(d.Ports[2]),
+		"--etcd-http-port", strconv.Itoa(d.Ports[3]),
 		"--controllers=" + strconv.FormatBool(!d.opts.NoControllers),
 	}
 	if d.opts.Profiling {

@@ -29,7 +29,7 @@ var etcdCounters = []string{
 	"etcd_disk_backend_commit_duration_seconds_count",
 }
 
-// NewEtcdMetrics reads the metrics of the embedded etcd of droverd's data dir, on its client port.
+// NewEtcdMetrics reads the metrics of the embedded etcd of droverd's data dir, on its HTTP port.
 func NewEtcdMetrics(dir string, port int) (*EtcdMetrics, error) {
 	pkiDir := filepath.Join(dir, "pki")
 	cert, err := tls.LoadX509KeyPair(filepath.Join(pkiDir, "etcd-client.crt"), filepath.Join(pkiDir, "etcd-client.key"))
