@@ -20,7 +20,7 @@ func NewAuthenticator(clientCAs *x509.CertPool) authenticator.Request {
 	opts := x509request.DefaultVerifyOptions()
 	opts.Roots = clientCAs
 	// Every authenticated caller is also in system:authenticated, which grants the basic-user role.
-	certs := group.NewAuthenticatedGroupAdder(x509request.New(opts, x509request.CommonNameUserConversion))
+	certs := newCertCache(group.NewAuthenticatedGroupAdder(x509request.New(opts, x509request.CommonNameUserConversion)))
 	return authenticator.RequestFunc(func(req *http.Request) (*authenticator.Response, bool, error) {
 		resp, ok, err := certs.AuthenticateRequest(req)
 		if ok || err != nil {
