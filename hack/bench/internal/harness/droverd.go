@@ -109,6 +109,9 @@ func (d *Droverd) Start(ctx context.Context) error {
 	args = append(args, d.opts.Args...)
 	d.Cmd, d.exited, d.log = exec.Command(d.bin, args...), make(chan error, 1), logFile
 	d.Cmd.Stdout, d.Cmd.Stderr = logFile, logFile
+	// A benchmark killed by a signal runs none of its cleanup; without this its droverd would
+	// live on and load the machine under the next benchmark.
+	d.Cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	t0 := time.Now()
 	if err := d.Cmd.Start(); err != nil {
 		logFile.Close()
