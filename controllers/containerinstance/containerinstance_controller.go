@@ -96,8 +96,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		// A renewal kept in memory moves no watch: the requeue below looks again when the Lease
 		// would expire, and finds it here.
-		if kept, ok := r.Renewals.Last(req.NamespacedName); ok && kept.UID == lease.UID && (renewed == nil || kept.RenewTime.After(renewed.Time)) {
-			renewed = &metav1.Time{Time: kept.RenewTime}
+		var stored time.Time
+		if renewed != nil {
+			stored = renewed.Time
+		}
+		if kept, ok := r.Renewals.Newer(req.NamespacedName, lease.UID, stored); ok {
+			renewed = &metav1.Time{Time: kept}
 		}
 	case !apierrors.IsNotFound(err):
 		return ctrl.Result{}, err

@@ -91,6 +91,16 @@ func (r *Renewals) Last(key types.NamespacedName) (Renewal, bool) {
 	return got, ok
 }
 
+// Newer returns the renewal recorded for the Lease key when it belongs to the same Lease (uid)
+// and is later than stored, the renewTime the Lease itself holds (zero for none).
+func (r *Renewals) Newer(key types.NamespacedName, uid types.UID, stored time.Time) (time.Time, bool) {
+	got, ok := r.Last(key)
+	if !ok || got.UID != uid || !got.RenewTime.After(stored) {
+		return time.Time{}, false
+	}
+	return got.RenewTime, true
+}
+
 // Absorb decides whether a renewal of the Lease key (uid) to renewTime, whose stored renewTime
 // is stored, may be kept in memory instead of written, and if so records it. It may when the
 // record is active, the previous renewal of this Lease is recorded and less than the grace period

@@ -51,6 +51,15 @@ func TestAbsorb(t *testing.T) {
 	if !r.Absorb(key, "u1", at(60), at(65)) {
 		t.Error("once written, the next renewal is kept again")
 	}
+	if got, ok := r.Newer(key, "u1", at(60)); !ok || !got.Equal(at(65)) {
+		t.Errorf("Newer than the stored 60 s: got %s %v, want the kept 65 s", got, ok)
+	}
+	if _, ok := r.Newer(key, "u1", at(65)); ok {
+		t.Error("a kept renewal no later than the stored one is not newer")
+	}
+	if _, ok := r.Newer(key, "u2", time.Time{}); ok {
+		t.Error("a kept renewal of another Lease of the same name is not newer")
+	}
 	r.Forget(key)
 	if _, ok := r.Last(key); ok {
 		t.Error("a forgotten Lease has no renewal")

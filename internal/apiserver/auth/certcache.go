@@ -23,7 +23,6 @@ const certCacheSize = 50000
 // stands for the same identity until it expires; only the chain check is skipped.
 type certCache struct {
 	next authenticator.Request
-	now  func() time.Time
 
 	mu sync.Mutex
 	m  map[[sha256.Size]byte]cachedCert
@@ -35,7 +34,7 @@ type cachedCert struct {
 }
 
 func newCertCache(next authenticator.Request) *certCache {
-	return &certCache{next: next, now: time.Now, m: map[[sha256.Size]byte]cachedCert{}}
+	return &certCache{next: next, m: map[[sha256.Size]byte]cachedCert{}}
 }
 
 // AuthenticateRequest implements authenticator.Request.
@@ -49,7 +48,7 @@ func (c *certCache) AuthenticateRequest(req *http.Request) (*authenticator.Respo
 	}
 	var key [sha256.Size]byte
 	h.Sum(key[:0])
-	now := c.now()
+	now := time.Now()
 	c.mu.Lock()
 	got, ok := c.m[key]
 	c.mu.Unlock()

@@ -151,10 +151,8 @@ func (s *LeaseStore) absorb(ctx context.Context, name string, objInfo rest.Updat
 	if !ok || !instanceLease(stored) || stored.Spec.RenewTime == nil {
 		return nil, false, nil
 	}
+	// What the client saw; only read from here on, while the update works on a copy.
 	seen := s.latest(stored)
-	if seen == stored {
-		seen = stored.DeepCopy()
-	}
 	obj, err := objInfo.UpdatedObject(ctx, seen.DeepCopy())
 	if err != nil {
 		return nil, false, nil
@@ -187,12 +185,12 @@ func (s *LeaseStore) latest(l *coordinationv1.Lease) *coordinationv1.Lease {
 }
 
 // newer returns the renewal kept in memory for l when it is later than l's renewTime.
-func (s *LeaseStore) newer(l *coordinationv1.Lease) (r time.Time, ok bool) {
-	got, ok := s.renewals.Last(types.NamespacedName{Namespace: l.Namespace, Name: l.Name})
-	if !ok || got.UID != l.UID || (l.Spec.RenewTime != nil && !got.RenewTime.After(l.Spec.RenewTime.Time)) {
-		return r, false
+func (s *LeaseStore) newer(l *coordinationv1.Lease) (time.Time, bool) {
+	var stored time.Time
+	if l.Spec.RenewTime != nil {
+		stored = l.Spec.RenewTime.Time
 	}
-	return got.RenewTime, true
+	return s.renewals.Newer(types.NamespacedName{Namespace: l.Namespace, Name: l.Name}, l.UID, stored)
 }
 
 // instanceLease reports whether l is a container instance's heartbeat Lease: owned by the
