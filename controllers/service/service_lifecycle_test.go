@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"context"
 	"reflect"
 	"strings"
 	"sync"
@@ -262,10 +263,10 @@ func TestUnplaceableTasksAreExplained(t *testing.T) {
 		DesiredCount: 1, PendingCount: 1, RolloutState: ecsv1alpha1.RolloutStateInProgress}})
 }
 
-// TestCircuitBreakerRollsBack deploys a revision whose tasks fail at start: the breaker trips at its
-// threshold, the deployment is FAILED, and the service returns to the last completed revision with
-// every task on it.
-func TestCircuitBreakerRollsBack(t *testing.T) {
+// breakerService creates the service "web" of 4 tasks on 3 hosts, rolling at 50/200 with a circuit
+// breaker that rolls back, and waits until its tasks run.
+func breakerService(t *testing.T) (client.Client, context.Context, *ecsv1alpha1.Service, *framework.SimulatedAgents) {
+	t.Helper()
 	s, agents := setup(t, host("a"), host("b"), host("c"))
 	c, ctx := s.Client, t.Context()
 	svc := newService("web", "web", 4)
@@ -275,22 +276,43 @@ func TestCircuitBreakerRollsBack(t *testing.T) {
 	}
 	require.NoError(t, c.Create(ctx, svc))
 	waitRunning(t, c, "web", 4)
+	return c, ctx, svc, agents
+}
+
+// waitRolledBack waits until the deployment of web-2 has FAILED and the service has completed on
+// web-1 again, and returns the failed deployment.
+func waitRolledBack(t *testing.T, c client.Client, svc *ecsv1alpha1.Service) ecsv1alpha1.Deployment {
+	t.Helper()
+	cur := &ecsv1alpha1.Service{}
+	var failed *ecsv1alpha1.Deployment
+	require.Eventually(t, func() bool {
+		require.NoError(t, c.Get(t.Context(), client.ObjectKeyFromObject(svc), cur))
+		failed = nil
+		for i, d := range cur.Status.Deployments {
+			if d.TaskDefinitionRevision == "web-2" && d.RolloutState == ecsv1alpha1.RolloutStateFailed {
+				failed = &cur.Status.Deployments[i]
+			}
+		}
+		if failed == nil {
+			return false
+		}
+		primary := cur.Status.Deployments[0]
+		return primary.TaskDefinitionRevision == "web-1" && primary.RolloutState == ecsv1alpha1.RolloutStateCompleted
+	}, 2*time.Minute, 100*time.Millisecond, "the breaker trips and the service completes on web-1 again: %+v", &cur.Status)
+	return *failed
+}
+
+// TestCircuitBreakerRollsBack deploys a revision whose tasks fail at start: the breaker trips at its
+// threshold, the deployment is FAILED, and the service returns to the last completed revision with
+// every task on it.
+func TestCircuitBreakerRollsBack(t *testing.T) {
+	c, ctx, svc, agents := breakerService(t)
 
 	agents.FailRevision("web-2")
 	changeImage(t, c, "web", "example.com/web:broken")
 
-	cur := &ecsv1alpha1.Service{}
-	require.Eventually(t, func() bool {
-		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(svc), cur))
-		failed := false
-		for _, d := range cur.Status.Deployments {
-			if d.TaskDefinitionRevision == "web-2" && d.RolloutState == ecsv1alpha1.RolloutStateFailed {
-				failed = d.FailedTasks >= 10
-			}
-		}
-		primary := cur.Status.Deployments[0]
-		return failed && primary.TaskDefinitionRevision == "web-1" && primary.RolloutState == ecsv1alpha1.RolloutStateCompleted
-	}, 2*time.Minute, 100*time.Millisecond, "the breaker trips and the service completes on web-1 again: %+v", &cur.Status)
+	failed := waitRolledBack(t, c, svc)
+	require.GreaterOrEqual(t, failed.FailedTasks, int32(10), "the threshold for desiredCount 4 is 10")
 	for _, task := range waitRunning(t, c, "web", 4) {
 		require.Equal(t, "web-1", task.Spec.TaskDefinitionRevision)
 	}
@@ -311,15 +333,7 @@ func TestCircuitBreakerRollsBack(t *testing.T) {
 // tasks the service stops for being UNHEALTHY, so the breaker trips at its threshold and the
 // service returns to the last completed revision.
 func TestCircuitBreakerCountsFailedHealthChecks(t *testing.T) {
-	s, agents := setup(t, host("a"), host("b"), host("c"))
-	c, ctx := s.Client, t.Context()
-	svc := newService("web", "web", 4)
-	svc.Spec.DeploymentConfiguration = &ecsv1alpha1.DeploymentConfiguration{
-		MinimumHealthyPercent: ptr.To[int32](50), MaximumPercent: ptr.To[int32](200),
-		DeploymentCircuitBreaker: &ecsv1alpha1.DeploymentCircuitBreaker{Enable: true, Rollback: true},
-	}
-	require.NoError(t, c.Create(ctx, svc))
-	waitRunning(t, c, "web", 4)
+	c, ctx, svc, agents := breakerService(t)
 
 	agents.UnhealthyRevision("web-2")
 	td := &ecsv1alpha1.TaskDefinition{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}}
@@ -328,19 +342,7 @@ func TestCircuitBreakerCountsFailedHealthChecks(t *testing.T) {
 		td.Spec.ContainerDefinitions[0].HealthCheck = &ecsv1alpha1.HealthCheck{Command: []string{"CMD", "/probe"}}
 	}))
 
-	cur := &ecsv1alpha1.Service{}
-	var failed *ecsv1alpha1.Deployment
-	require.Eventually(t, func() bool {
-		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(svc), cur))
-		failed = nil
-		for i, d := range cur.Status.Deployments {
-			if d.TaskDefinitionRevision == "web-2" && d.RolloutState == ecsv1alpha1.RolloutStateFailed {
-				failed = &cur.Status.Deployments[i]
-			}
-		}
-		primary := cur.Status.Deployments[0]
-		return failed != nil && primary.TaskDefinitionRevision == "web-1" && primary.RolloutState == ecsv1alpha1.RolloutStateCompleted
-	}, 2*time.Minute, 100*time.Millisecond, "the breaker trips on failed health checks and the service completes on web-1 again: %+v", &cur.Status)
+	failed := waitRolledBack(t, c, svc)
 	require.GreaterOrEqual(t, failed.FailedTasks, int32(10), "the threshold for desiredCount 4 is 10")
 	require.Contains(t, failed.RolloutStateReason, "tasks of web-2 failed container health checks (threshold 10)")
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -26,6 +27,8 @@ type heartbeatHost struct {
 	ci     *ecsv1alpha1.ContainerInstance
 	lease  *coordinationv1.Lease
 	writes []string // the resourceVersions the renewals returned
+	// createdRV is the resourceVersion the Lease was created with.
+	createdRV string
 }
 
 // newHeartbeatHost registers an instance with a Lease it owns, as registration does, and waits
@@ -43,7 +46,7 @@ func newHeartbeatHost(t *testing.T, s *framework.Server, name string) *heartbeat
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To[int32](10), RenewTime: &now},
 	}
 	require.NoError(t, s.Client.Create(ctx, lease))
-	h := &heartbeatHost{t: t, admin: s.Client, c: instanceClient(t, s, ci), ci: ci, lease: lease}
+	h := &heartbeatHost{t: t, admin: s.Client, c: instanceClient(t, s, ci), ci: ci, lease: lease, createdRV: lease.ResourceVersion}
 	h.waitConnected(true, 30*time.Second)
 	return h
 }
@@ -125,15 +128,15 @@ func TestHeartbeatsAreKeptInMemoryWhileControllersLead(t *testing.T) {
 	require.Len(t, list.Items, 1)
 	require.True(t, list.Items[0].Spec.RenewTime.Time.Equal(last), "a LIST shows the latest renewal")
 
-	// A renewal with a stale resourceVersion conflicts, as any update would.
+	// A renewal with a stale resourceVersion, the one the Lease was created with, conflicts as any
+	// update would: the first renewal after the controllers lead was written.
 	stale := h.lease.DeepCopy()
-	stale.ResourceVersion = h.writes[0]
+	stale.ResourceVersion = h.createdRV
 	stale.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
-	if h.writes[0] != later[0] {
-		err := h.c.Update(t.Context(), stale)
-		require.Error(t, err, "a stale resourceVersion must conflict")
-		require.True(t, h.stored().Spec.RenewTime.Time.Equal(last), "a refused renewal changes nothing")
-	}
+	require.NotEqual(t, h.createdRV, later[0])
+	err := h.c.Update(t.Context(), stale)
+	require.True(t, apierrors.IsConflict(err), "a stale resourceVersion must conflict: %v", err)
+	require.True(t, h.stored().Spec.RenewTime.Time.Equal(last), "a refused renewal changes nothing")
 
 	// Any other change is written.
 	changed := h.lease.DeepCopy()
