@@ -7,12 +7,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/drover-dev/drover/internal/apiserver"
 	"github.com/drover-dev/drover/internal/droverd"
 	"github.com/drover-dev/drover/internal/manager"
+	"github.com/drover-dev/drover/test/framework/freeport"
 )
 
 // Server is a running droverd.
@@ -154,25 +153,12 @@ func WaitReady(ctx context.Context, url, dataDir string, timeout time.Duration, 
 	return fmt.Errorf("droverd at %s not ready after %s: %s", url, timeout, last)
 }
 
-var portMu sync.Mutex
-
-// FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a moment ago.
+// FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a moment ago (see freeport).
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
-	portMu.Lock()
-	defer portMu.Unlock()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("finding a free port: %v", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
+	ports, err := freeport.Pick(n)
+	if err != nil {
+		t.Fatalf("finding free ports: %v", err)
 	}
 	return ports
 }

@@ -6,12 +6,13 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/drover-dev/drover/test/framework/freeport"
 )
 
 // CPUTime reads a process's user and system time from /proc/<pid>/stat (in USER_HZ, 100 a second on Linux).
@@ -78,24 +79,7 @@ func Status(pid int) (map[string]int, error) {
 func MiB(kb int) string { return fmt.Sprintf("%.0f MiB", float64(kb)/1024) }
 
 // FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a moment ago.
-func FreePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("finding a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
+func FreePorts(n int) ([]int, error) { return freeport.Pick(n) }
 
 // Machine describes the machine: CPUs and model, memory, kernel and Go version.
 func Machine() []string {
