@@ -248,7 +248,7 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	extConfig := &extensionsapiserver.Config{
 		GenericConfig: serverConfig,
 		ExtraConfig: extensionsapiserver.ExtraConfig{
-			CRDRESTOptionsGetter: crdoptions.NewCRDRESTOptionsGetter(*ro.Etcd, serverConfig.ResourceTransformers, serverConfig.StorageObjectCountTracker),
+			CRDRESTOptionsGetter: indexedTasks{crdoptions.NewCRDRESTOptionsGetter(*ro.Etcd, serverConfig.ResourceTransformers, serverConfig.StorageObjectCountTracker)},
 			ServiceResolver:      noServices{},
 			AuthResolverWrapper:  identityAuthResolverWrapper,
 			MasterCount:          1,
