@@ -116,7 +116,7 @@ func main() {
 	flag.Float64Var(&f.startRate, "start-rate", 0, "instances started per second, in order; 0 starts each at a random moment within one heartbeat interval (hosts reconnecting at once)")
 	flag.DurationVar(&f.startDelay, "start-delay", 0, "how long an instance takes to report a Task bound to it RUNNING (a real host adds its Docker start, about 0.7 s)")
 	flag.DurationVar(&f.stopDelay, "stop-delay", 0, "how long an instance takes to report a Task STOPPED once told to stop")
-	flag.StringVar(&f.scenarios, "scenarios", "heartbeat,startup", "scenarios to run, comma separated, in this order: heartbeat, startup, restart, failure, saturation")
+	flag.StringVar(&f.scenarios, "scenarios", "heartbeat,startup,restart,failure,saturation", "scenarios to run, comma separated, in this order: heartbeat, startup, restart, failure, saturation")
 	flag.DurationVar(&f.warmup, "warmup", 0, "heartbeats before the idle window, once every instance is connected (default 3 heartbeats, at least 15s)")
 	flag.DurationVar(&f.idle, "idle", 60*time.Second, "heartbeat scenario: measurement window with the instances idle")
 	flag.IntVar(&f.tasks, "tasks", 500, "startup scenario: Tasks to create and time to RUNNING")
@@ -218,6 +218,8 @@ type report struct {
 	stats    hollow.Stats
 	phases   []phase
 	profiles []string
+	// failures are the phases that did not finish, with why.
+	failures []string
 }
 
 // phase is what happened to the instances' Task watches in one part of the run: how many they
@@ -294,8 +296,78 @@ func run(f flags, sc scenarios) error {
 	ph := newPhases(ctx, d, raw, fleet, t0)
 	fleet.Start(ctx)
 	defer fleet.Stop()
+	// From here on a phase that fails is reported in the table, and the scenarios that do not
+	// depend on it still run, so that one run always prints what it measured.
+	if err := r.startFleet(ctx, f, c, fleet, t0, ph); err != nil {
+		r.fail("instances starting", err)
+		sc = scenarios{}
+	}
+	if sc.heartbeat {
+		if r.hb, err = heartbeat(ctx, f, d, raw, etcd, c, rec, t0); err != nil {
+			r.fail("heartbeat", err)
+		} else {
+			r.profiles = append(r.profiles, r.hb.profile, r.hb.heapProfile)
+		}
+		ph.mark(r, "heartbeat")
+	}
+	if sc.startup {
+		if r.startup, err = startup(ctx, f, d, raw, c); err != nil {
+			r.fail("startup", err)
+		} else {
+			r.profiles = append(r.profiles, r.startup.profile)
+		}
+		ph.mark(r, "startup")
+	}
+	if sc.restart || sc.failure {
+		sctx, stop := context.WithCancel(ctx)
+		defer stop()
+		if r.steady, err = startSteady(sctx, f, c); err != nil {
+			r.fail("services for restart and failure", err)
+			sc.restart, sc.failure = false, false
+		}
+		ph.mark(r, "services")
+	}
+	if sc.restart {
+		if r.restart, err = restart(ctx, f, d, c, r.steady, fleet, rec, ph); err != nil {
+			r.fail("restart", err)
+		}
+		ph.mark(r, "restart")
+	}
+	if sc.failure {
+		if r.failure, err = failure(ctx, f, r.steady, fleet); err != nil {
+			r.fail("failure", err)
+		}
+		ph.mark(r, "failure")
+	}
+	if sc.saturation {
+		if r.saturation, err = saturation(ctx, f, d, c, fleet, api); err != nil {
+			r.fail("saturation", err)
+		}
+		ph.mark(r, "saturation")
+	}
+	r.stats = fleet.Stats()
+	fleet.Stop()
+	if _, err := d.Shutdown(time.Minute); err != nil {
+		logf("%v", err)
+	}
+	r.loadAfter = procinfo.LoadAvg()
+	out := r.markdown(f)
+	fmt.Print(out)
+	if f.out != "" {
+		if err := os.WriteFile(f.out, []byte(out), 0o644); err != nil {
+			return err
+		}
+	}
+	if len(r.failures) > 0 {
+		return fmt.Errorf("%d phase(s) did not finish: %s", len(r.failures), strings.Join(r.failures, "; "))
+	}
+	return nil
+}
+
+// startFleet waits until every instance has started and is marked connected.
+func (r *report) startFleet(ctx context.Context, f flags, c client.Client, fleet *hollow.Fleet, t0 time.Time, ph *phases) error {
 	sctx, cancel := context.WithTimeout(ctx, f.timeout)
-	err = fleet.WaitStarted(sctx)
+	err := fleet.WaitStarted(sctx)
 	cancel()
 	if err != nil {
 		return err
@@ -310,59 +382,13 @@ func run(f flags, sc scenarios) error {
 	r.connected = time.Since(t0)
 	logf("all %d instances connected %s after the start", f.instances, ms(r.connected))
 	ph.mark(r, "until all are connected")
-
-	if sc.heartbeat {
-		if r.hb, err = heartbeat(ctx, f, d, raw, etcd, c, rec, t0); err != nil {
-			return err
-		}
-		r.profiles = append(r.profiles, r.hb.profile, r.hb.heapProfile)
-		ph.mark(r, "heartbeat")
-	}
-	if sc.startup {
-		if r.startup, err = startup(ctx, f, d, raw, c); err != nil {
-			return err
-		}
-		r.profiles = append(r.profiles, r.startup.profile)
-		ph.mark(r, "startup")
-	}
-	if sc.restart || sc.failure {
-		sctx, stop := context.WithCancel(ctx)
-		defer stop()
-		if r.steady, err = startSteady(sctx, f, c); err != nil {
-			return err
-		}
-		ph.mark(r, "services")
-	}
-	if sc.restart {
-		if r.restart, err = restart(ctx, f, d, c, r.steady, fleet, rec, ph); err != nil {
-			return err
-		}
-		ph.mark(r, "restart")
-	}
-	if sc.failure {
-		if r.failure, err = failure(ctx, f, r.steady, fleet); err != nil {
-			return err
-		}
-		ph.mark(r, "failure")
-	}
-	if sc.saturation {
-		if r.saturation, err = saturation(ctx, f, d, c, fleet, api); err != nil {
-			return err
-		}
-		ph.mark(r, "saturation")
-	}
-	r.stats = fleet.Stats()
-	fleet.Stop()
-	if _, err := d.Shutdown(time.Minute); err != nil {
-		logf("%v", err)
-	}
-	r.loadAfter = procinfo.LoadAvg()
-	out := r.markdown(f, sc)
-	fmt.Print(out)
-	if f.out != "" {
-		return os.WriteFile(f.out, []byte(out), 0o644)
-	}
 	return nil
+}
+
+// fail records that a phase did not finish, for the report.
+func (r *report) fail(phase string, err error) {
+	logf("%s did not finish: %v", phase, err)
+	r.failures = append(r.failures, fmt.Sprintf("%s: %v", phase, err))
 }
 
 // phases counts, from one mark to the next, the Task watches the instances opened and droverd
@@ -598,7 +624,7 @@ func lats(ds []time.Duration) string {
 
 func kib(b float64) string { return fmt.Sprintf("%.0f KiB", b/1024) }
 
-func (r *report) markdown(f flags, sc scenarios) string {
+func (r *report) markdown(f flags) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	w("## Scale: hollow agents (droverd with controllers)")
@@ -617,10 +643,17 @@ func (r *report) markdown(f flags, sc scenarios) string {
 	w("| registration latency p50 / p90 / p99 / max | %s |", lats(r.regs.Latencies))
 	w("| CPU while registering, droverd / benchmark | %.2f / %.2f cores |", r.regCPU[0], r.regCPU[1])
 	w("| droverd RSS with the instances registered, before they start | %s |", r.rssIdle)
-	w("| hollow instances started (first renewal, status report, Task watch open), from the fleet's start | %s |", ms(r.started))
-	w("| every instance marked connected, from the fleet's start | %s |", ms(r.connected))
-	w("| **benchmark memory per hollow instance: live heap / goroutine stacks** | **%s / %s** (%.1f goroutines each; %d in all) |",
-		kib(r.mem.Heap), kib(r.mem.Stacks), r.mem.Goroutines, r.goroutines)
+	for _, failure := range r.failures {
+		w("| **did not finish** | %s |", strings.ReplaceAll(failure, "|", "\\|"))
+	}
+	if r.started > 0 {
+		w("| hollow instances started (first renewal, status report, Task watch open), from the fleet's start | %s |", ms(r.started))
+		w("| **benchmark memory per hollow instance: live heap / goroutine stacks** | **%s / %s** (%.1f goroutines each; %d in all) |",
+			kib(r.mem.Heap), kib(r.mem.Stacks), r.mem.Goroutines, r.goroutines)
+	}
+	if r.connected > 0 {
+		w("| every instance marked connected, from the fleet's start | %s |", ms(r.connected))
+	}
 	if hb := r.hb; hb != nil {
 		want := float64(f.instances) / f.heartbeat.Seconds()
 		w("| heartbeat: %d idle instances, window %s after %s warm-up | %.1f renewals/s of %.1f expected, %d failed |",
