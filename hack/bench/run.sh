@@ -2,9 +2,13 @@
 # Runs Drover's benchmarks (the Go programs in hack/bench/*/) against ./bin/droverd and prints their
 # figures as markdown. Build droverd first: make build (make bench does both).
 #
-#   hack/bench/run.sh                             every benchmark, controlplane first
-#   hack/bench/run.sh controlplane placement      the named ones
+#   hack/bench/run.sh                             the whole suite (below), controlplane first
+#   hack/bench/run.sh controlplane placement      the named ones, with their defaults
 #   hack/bench/run.sh controlplane --tasks 2000   the named ones, with these flags
+#
+# The whole suite runs every benchmark with its defaults, and the scale benchmark a second time at
+# 5,000 instances (heartbeat load, and 50,000 tasks held). A benchmark that fails does not stop the
+# others; the script exits non-zero at the end if any failed.
 #
 # Each benchmark also runs alone: go run ./hack/bench/controlplane --droverd ./bin/droverd [flags].
 # DROVERD overrides the binary.
@@ -26,6 +30,10 @@ for dir in hack/bench/*/; do
 	fi
 done
 
+# The whole suite: one benchmark and its flags per line.
+suite=("${all[@]}")
+suite+=("scale --instances 5000 --start-rate 100 --scenarios heartbeat,saturation --saturation-tasks 10")
+
 selected=()
 while [[ $# -gt 0 && "$1" != -* ]]; do
 	if [[ ! -f "hack/bench/$1/main.go" ]]; then
@@ -40,11 +48,20 @@ if [[ ${#selected[@]} -eq 0 ]]; then
 		echo "run.sh: name the benchmarks the flags are for (have: ${all[*]})" >&2
 		exit 2
 	fi
-	selected=("${all[@]}")
+	selected=("${suite[@]}")
 fi
 
-for name in "${selected[@]}"; do
-	echo "run.sh: $name" >&2
-	go run "./hack/bench/$name" --droverd "$droverd" "$@"
+failed=()
+for entry in "${selected[@]}"; do
+	read -r -a words <<<"$entry"
+	echo "run.sh: ${words[*]} $*" >&2
+	if ! go run "./hack/bench/${words[0]}" --droverd "$droverd" "${words[@]:1}" "$@"; then
+		failed+=("${words[*]}")
+	fi
 	echo
 done
+if [[ ${#failed[@]} -gt 0 ]]; then
+	echo "run.sh: ${#failed[@]} benchmark(s) failed:" >&2
+	printf '  %s\n' "${failed[@]}" >&2
+	exit 1
+fi

@@ -15,7 +15,7 @@
 // restart.
 //
 //	go build -o bin/ ./cmd/droverd
-//	go run ./hack/bench/placement [--droverd ./bin/droverd] [--instances 1000] [--tasks 10000] [--profile-dir DIR]
+//	go run ./hack/bench/placement [--droverd ./bin/droverd] [--instances 5000] [--tasks 10000] [--profile-dir DIR]
 package main
 
 import (
@@ -67,7 +67,7 @@ type flags struct {
 func main() {
 	var f flags
 	flag.StringVar(&f.droverd, "droverd", "./bin/droverd", "droverd binary (go build -o bin/ ./cmd/droverd)")
-	flag.IntVar(&f.instances, "instances", 1000, "ContainerInstances to register")
+	flag.IntVar(&f.instances, "instances", 5000, "ContainerInstances to register")
 	flag.IntVar(&f.tasks, "tasks", 10000, "standalone Tasks to create and wait for placement")
 	flag.IntVar(&f.workers, "workers", 16, "concurrent clients creating instances and Tasks")
 	flag.BoolVar(&f.resolved, "resolved", false, "create Tasks with the revision's containers already in spec")
