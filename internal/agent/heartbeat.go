@@ -78,19 +78,21 @@ func (h *heartbeat) run(ctx context.Context) {
 }
 
 // renew sets the Lease's holder, duration and renew time, with the resourceVersion it last wrote
-// or, after a failure or a conflict, read.
+// or, after a failure or a conflict, read (see readForWrite).
 func (h *heartbeat) renew(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
 	key := client.ObjectKey{Namespace: h.conn.cfg.Namespace, Name: h.conn.cfg.ContainerInstance}
 	holder := h.conn.cfg.ContainerInstance
 	seconds := int32(h.leaseDuration() / time.Second)
+	attempt := 0
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		attempt++
 		lease := h.last
 		h.last = nil
 		if lease == nil {
 			lease = &coordinationv1.Lease{}
-			if err := h.conn.client.Get(ctx, key, lease); err != nil {
+			if err := readForWrite(ctx, h.conn.client, key, lease, attempt); err != nil {
 				if apierrors.IsNotFound(err) {
 					return fmt.Errorf("the Lease %s does not exist; registration creates it, so the instance may have been deregistered: %w", key, err)
 				}
@@ -115,4 +117,19 @@ func (h *heartbeat) renew(ctx context.Context) error {
 		h.last = lease
 		return nil
 	})
+}
+
+// readForWrite reads obj before a write that carries its resourceVersion. The first attempt reads
+// droverd's watch cache (resourceVersion 0), which costs droverd no etcd read; a retry after a
+// conflict, when the cache was behind, and a read that the cache answers NotFound (an object
+// created a moment ago) read etcd. Thousands of hosts reconnecting at once after an outage make
+// these reads, so where they are served matters.
+func readForWrite(ctx context.Context, c client.Client, key client.ObjectKey, obj client.Object, attempt int) error {
+	if attempt == 1 {
+		err := c.Get(ctx, key, obj, &client.GetOptions{Raw: &metav1.GetOptions{ResourceVersion: "0"}})
+		if !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return c.Get(ctx, key, obj)
 }

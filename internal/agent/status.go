@@ -71,9 +71,11 @@ func (s *statusReporter) report(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	key := client.ObjectKey{Namespace: s.conn.cfg.Namespace, Name: s.conn.cfg.ContainerInstance}
+	attempt := 0
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		attempt++
 		var ci ecsv1alpha1.ContainerInstance
-		if err := s.conn.client.Get(ctx, key, &ci); err != nil {
+		if err := readForWrite(ctx, s.conn.client, key, &ci, attempt); err != nil {
 			return err
 		}
 		orig := ci.DeepCopy()

@@ -8,8 +8,11 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -160,12 +163,14 @@ func (in *Instance) renew(ctx context.Context) error {
 	defer cancel()
 	holder := in.id.Name
 	seconds := int32(in.leaseDuration() / time.Second)
+	attempt := 0
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		attempt++
 		lease := in.lease
 		in.lease = nil
 		if lease == nil {
 			lease = &coordinationv1.Lease{}
-			if err := in.conn.leases.Get().Namespace(in.id.Namespace).Resource("leases").Name(in.id.Name).Do(ctx).Into(lease); err != nil {
+			if err := readForWrite(ctx, in.conn.leases, in.id.Namespace, "leases", in.id.Name, lease, attempt); err != nil {
 				return err
 			}
 		}
@@ -196,9 +201,11 @@ func (in *Instance) renew(ctx context.Context) error {
 func (in *Instance) reportStatus(ctx context.Context, first bool) error {
 	ctx, cancel := context.WithTimeout(ctx, in.fleet.cfg.RequestTimeout)
 	defer cancel()
+	attempt := 0
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		attempt++
 		var ci ecsv1alpha1.ContainerInstance
-		if err := in.conn.ecs.Get().Namespace(in.id.Namespace).Resource("containerinstances").Name(in.id.Name).Do(ctx).Into(&ci); err != nil {
+		if err := readForWrite(ctx, in.conn.ecs, in.id.Namespace, "containerinstances", in.id.Name, &ci, attempt); err != nil {
 			return err
 		}
 		orig := ci.DeepCopy()
@@ -230,4 +237,17 @@ func (in *Instance) applyStatus(ci *ecsv1alpha1.ContainerInstance, first bool, n
 		st.RemainingResources = &ecsv1alpha1.InstanceResources{CPU: cfg.CPU, Memory: cfg.Memory}
 	}
 	st.Attributes = append([]ecsv1alpha1.Attribute(nil), builtinAttributes...)
+}
+
+// readForWrite reads an object before a write that carries its resourceVersion, as drover-agent
+// does: the first attempt from droverd's watch cache (resourceVersion 0), a retry after a conflict,
+// or after the cache answered NotFound, from etcd.
+func readForWrite(ctx context.Context, rc *rest.RESTClient, namespace, resource, name string, into runtime.Object, attempt int) error {
+	if attempt == 1 {
+		err := rc.Get().Namespace(namespace).Resource(resource).Name(name).Param("resourceVersion", "0").Do(ctx).Into(into)
+		if !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return rc.Get().Namespace(namespace).Resource(resource).Name(name).Do(ctx).Into(into)
 }
