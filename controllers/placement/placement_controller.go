@@ -317,11 +317,10 @@ func (r *Reconciler) startBind(ctx context.Context, b binding) error {
 	r.mu.Unlock()
 	go func() {
 		defer func() { <-r.inflight }()
-		task, err := r.bind(ctx, b)
+		// A task that waited has its Placed condition turned True by the task controller, which
+		// retries that write until it lands.
+		err := r.bind(ctx, b)
 		if err == nil {
-			if err := r.recordPlaced(ctx, task, b.instance); err != nil {
-				ctrl.LoggerFrom(ctx).Error(err, "recording a placement failed", "task", task.Name)
-			}
 			return
 		}
 		r.mu.Lock()
@@ -339,35 +338,22 @@ func (r *Reconciler) startBind(ctx context.Context, b binding) error {
 	return nil
 }
 
-// bind writes one binding, conditional on the resourceVersion the decision was made on, and
-// returns the task as written.
-func (r *Reconciler) bind(ctx context.Context, b binding) (*ecsv1alpha1.Task, error) {
+// bind writes one binding, conditional on the resourceVersion the decision was made on.
+func (r *Reconciler) bind(ctx context.Context, b binding) error {
 	before, id := b.task, b.instance // before is the cache's object: written to only through a copy
 	task := before.DeepCopy()
 	task.Spec.ContainerInstance = id
 	if err := r.Patch(ctx, task, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		// A conflict or NotFound: changed or gone since the pass looked; the next pass sees it afresh.
-		return nil, fmt.Errorf("binding task %s to %s: %w", task.Name, id, err)
+		return fmt.Errorf("binding task %s to %s: %w", task.Name, id, err)
 	}
-	return task, nil
+	return nil
 }
 
-// recordPlaced turns the Placed condition of a task that waited to True. Tasks placed at the
-// first try carry no condition and cost no second write.
-func (r *Reconciler) recordPlaced(ctx context.Context, task *ecsv1alpha1.Task, id string) error {
-	c := meta.FindStatusCondition(task.Status.Conditions, ecsv1alpha1.TaskConditionPlaced)
-	if c == nil || c.Status == metav1.ConditionTrue {
-		return nil
-	}
-	before := task.DeepCopy()
-	meta.SetStatusCondition(&task.Status.Conditions, metav1.Condition{
-		Type: ecsv1alpha1.TaskConditionPlaced, Status: metav1.ConditionTrue, Reason: ecsv1alpha1.TaskReasonPlaced,
-		Message: "placed on container instance " + id, ObservedGeneration: task.Generation,
-	})
-	return client.IgnoreNotFound(r.Status().Patch(ctx, task, client.MergeFrom(before)))
-}
-
-// unplaceable records why a task could not be placed, on the task and its service.
+// unplaceable records why a task could not be placed, on the task and its service. The write is
+// conditional on the resourceVersion the pass read: a merge patch replaces the whole conditions
+// list, and the task controller writes the task's conditions too. After a conflict the task's
+// watch event brings a new pass.
 func (r *Reconciler) unplaceable(ctx context.Context, task *ecsv1alpha1.Task, reason string) error {
 	before := task // the cache's object: written to only through a copy
 	task = task.DeepCopy()
@@ -378,6 +364,9 @@ func (r *Reconciler) unplaceable(ctx context.Context, task *ecsv1alpha1.Task, re
 	if apiequality.Semantic.DeepEqual(before.Status, task.Status) {
 		return nil
 	}
+	if err := r.Status().Patch(ctx, task, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return client.IgnoreNotFound(err)
+	}
 	if name := task.Labels[ecsv1alpha1.LabelService]; name != "" {
 		svc := &ecsv1alpha1.Service{}
 		if err := r.Get(ctx, client.ObjectKey{Namespace: task.Namespace, Name: name}, svc); err == nil {
@@ -387,5 +376,5 @@ func (r *Reconciler) unplaceable(ctx context.Context, task *ecsv1alpha1.Task, re
 	} else {
 		r.Recorder.Eventf(task, corev1.EventTypeWarning, ecsv1alpha1.TaskReasonNoInstanceAvailable, "Unable to place the task because %s", reason)
 	}
-	return client.IgnoreNotFound(r.Status().Patch(ctx, task, client.MergeFrom(before)))
+	return nil
 }

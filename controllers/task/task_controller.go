@@ -95,6 +95,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, r.setCondition(ctx, task, ecsv1alpha1.TaskConditionResolved, metav1.ConditionTrue,
 			ecsv1alpha1.TaskReasonResolved, "runs revision "+task.Spec.TaskDefinitionRevision)
 	}
+	// Likewise a task that waited for an instance, once it is bound to one. Tasks placed at the
+	// first try carry no Placed condition and cost no write.
+	if c := meta.FindStatusCondition(task.Status.Conditions, ecsv1alpha1.TaskConditionPlaced); c != nil && c.Status != metav1.ConditionTrue &&
+		task.Spec.ContainerInstance != "" {
+		return ctrl.Result{}, r.setCondition(ctx, task, ecsv1alpha1.TaskConditionPlaced, metav1.ConditionTrue,
+			ecsv1alpha1.TaskReasonPlaced, "placed on container instance "+task.Spec.ContainerInstance)
+	}
 	return ctrl.Result{}, nil
 }
 
@@ -178,13 +185,17 @@ func (r *Reconciler) markStopped(ctx context.Context, task *ecsv1alpha1.Task, co
 	return nil
 }
 
+// setCondition writes one condition, conditional on the resourceVersion it was read at: a merge
+// patch replaces the whole conditions list, and the placement controller writes the Placed
+// condition too, so a write from a stale copy would erase the other's condition. A conflict is
+// retried on the task as it is now.
 func (r *Reconciler) setCondition(ctx context.Context, task *ecsv1alpha1.Task, typ string, status metav1.ConditionStatus, reason, msg string) error {
 	before := task.DeepCopy()
 	meta.SetStatusCondition(&task.Status.Conditions, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: task.Generation})
 	if apiequality.Semantic.DeepEqual(before.Status, task.Status) {
 		return nil
 	}
-	return client.IgnoreNotFound(r.Status().Patch(ctx, task, client.MergeFrom(before)))
+	return client.IgnoreNotFound(r.Status().Patch(ctx, task, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})))
 }
 
 func stoppedReasonOr(task *ecsv1alpha1.Task, reason string) string {
