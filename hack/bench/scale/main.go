@@ -39,7 +39,7 @@
 //	make build
 //	go run ./hack/bench/scale --droverd ./bin/droverd [--instances 1000] \
 //	    [--scenarios heartbeat,startup,restart,failure,saturation] [--idle 60s] [--tasks 500] [--rate 5] \
-//	    [--churn 20] [--service-tasks 3] [--service-size 50] [--replace-after 10s] [--saturation-tasks 3] \
+//	    [--churn 20] [--service-tasks 3] [--service-size 50] [--replace-after 10s] [--saturation-tasks 30] \
 //	    [--profile-dir DIR] [--out FILE]
 package main
 
@@ -126,7 +126,7 @@ func main() {
 	flag.IntVar(&f.serviceTasks, "service-tasks", 3, "restart and failure scenarios: service tasks per instance")
 	flag.IntVar(&f.serviceSize, "service-size", 50, "restart and failure scenarios: tasks per service")
 	flag.DurationVar(&f.replaceAfter, "replace-after", 10*time.Second, "restart and failure scenarios: the services' disconnectPolicy gracePeriodSeconds (action Replace)")
-	flag.IntVar(&f.saturationTasks, "saturation-tasks", 3, "saturation scenario: tasks per instance, a quarter in services of 250, a quarter of 30, half of 5")
+	flag.IntVar(&f.saturationTasks, "saturation-tasks", 30, "saturation scenario: tasks per instance, a quarter in services of 250, a quarter of 30, half of 5")
 	flag.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up when a phase does not finish within this")
 	flag.DurationVar(&f.readyTimeout, "ready-timeout", 3*time.Minute, "give up when droverd is not ready within this")
 	flag.StringVar(&f.profileDir, "profile-dir", "", "run droverd with --profiling and save CPU profiles of each scenario here")
