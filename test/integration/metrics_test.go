@@ -23,6 +23,16 @@ func TestMetricsCountAPIRequests(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "counted", Namespace: metav1.NamespaceDefault},
 		Spec:       ecsv1alpha1.TaskSpec{Cluster: "stores", TaskDefinition: "web"},
 	}))
+	body := scrapeMetrics(t, s)
+	creates := regexp.MustCompile(`(?m)^apiserver_request_total\{[^}]*group="ecs.drover.dev"[^}]*resource="tasks"[^}]*verb="POST"[^}]*\} [1-9]`)
+	require.Regexp(t, creates, body, "the Task create is counted")
+	require.Contains(t, body, "apiserver_request_duration_seconds_bucket{")
+	require.Contains(t, body, "apiserver_watch_cache_")
+}
+
+// scrapeMetrics returns droverd's /metrics, read as the admin.
+func scrapeMetrics(t *testing.T, s *framework.Server) string {
+	t.Helper()
 	tr, err := rest.TransportFor(s.Config)
 	require.NoError(t, err)
 	resp, err := (&http.Client{Transport: tr}).Get(s.URL + "/metrics")
@@ -31,8 +41,5 @@ func TestMetricsCountAPIRequests(t *testing.T) {
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	creates := regexp.MustCompile(`(?m)^apiserver_request_total\{[^}]*group="ecs.drover.dev"[^}]*resource="tasks"[^}]*verb="POST"[^}]*\} [1-9]`)
-	require.Regexp(t, creates, string(body), "the Task create is counted")
-	require.Contains(t, string(body), "apiserver_request_duration_seconds_bucket{")
-	require.Contains(t, string(body), "apiserver_watch_cache_")
+	return string(body)
 }

@@ -2,8 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
@@ -107,20 +104,12 @@ func eventsUntil(t *testing.T, w watch.Interface, last string) []string {
 // index to answer lists, from droverd's metrics.
 func indexedFetches(t *testing.T, s *framework.Server) int {
 	t.Helper()
-	tr, err := rest.TransportFor(s.Config)
-	require.NoError(t, err)
-	resp, err := (&http.Client{Transport: tr}).Get(s.URL + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode)
 	re := regexp.MustCompile(`(?m)^apiserver_storage_list_fetched_objects_total\{group="ecs.drover.dev",index="f:spec.containerInstance",resource="tasks",storage="watchcache"\} (\d+)$`)
-	m := re.FindSubmatch(body)
+	m := re.FindStringSubmatch(scrapeMetrics(t, s))
 	if m == nil {
 		return 0
 	}
-	n, err := strconv.Atoi(string(m[1]))
+	n, err := strconv.Atoi(m[1])
 	require.NoError(t, err)
 	return n
 }
