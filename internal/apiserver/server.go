@@ -71,6 +71,9 @@ type Config struct {
 	EtcdClientPort, EtcdPeerPort, EtcdHTTPPort int
 	// EnableProfiling serves /debug/pprof to admins.
 	EnableProfiling bool
+	// MaxRequestsInFlight and MaxMutatingRequestsInFlight bound the requests served at once; 0
+	// keeps the API server library's defaults (400 and 200).
+	MaxRequestsInFlight, MaxMutatingRequestsInFlight int
 	// InstanceCertValidity is the lifetime of the certificates issued to container instances.
 	InstanceCertValidity time.Duration
 	// PostStart, if set, runs once the server is serving with a privileged loopback client.
@@ -161,6 +164,12 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	ro.Features.EnablePriorityAndFairness = false
 	ro.Features.EnableProfiling = cfg.EnableProfiling
 	opts.ServerRunOptions.MaxRequestBodyBytes = MaxRequestBodyBytes
+	if cfg.MaxRequestsInFlight > 0 {
+		opts.ServerRunOptions.MaxRequestsInFlight = cfg.MaxRequestsInFlight
+	}
+	if cfg.MaxMutatingRequestsInFlight > 0 {
+		opts.ServerRunOptions.MaxMutatingRequestsInFlight = cfg.MaxMutatingRequestsInFlight
+	}
 	if err := opts.ServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
 		return nil, err
 	}

@@ -40,6 +40,10 @@ type Options struct {
 	EtcdPeerPort   int
 	EtcdHTTPPort   int
 	Profiling      bool
+	// MaxRequestsInFlight and MaxMutatingRequestsInFlight bound the API requests served at once;
+	// further ones are answered 429 with Retry-After.
+	MaxRequestsInFlight         int
+	MaxMutatingRequestsInFlight int
 	// InstanceCertValidity is the lifetime of container instance certificates.
 	InstanceCertValidity time.Duration
 
@@ -66,8 +70,10 @@ func NewOptions() *Options {
 		Controllers:    true,
 		LeaderElect:    true,
 
-		InstanceCertValidity:     30 * 24 * time.Hour,
-		HeartbeatPersistInterval: liveness.DefaultPersistInterval,
+		MaxRequestsInFlight:         400,
+		MaxMutatingRequestsInFlight: 200,
+		InstanceCertValidity:        30 * 24 * time.Hour,
+		HeartbeatPersistInterval:    liveness.DefaultPersistInterval,
 	}
 }
 
@@ -86,6 +92,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.EtcdPeerPort, "etcd-peer-port", o.EtcdPeerPort, "Peer port of the embedded etcd (on 127.0.0.1, mutual TLS).")
 	fs.IntVar(&o.EtcdHTTPPort, "etcd-http-port", o.EtcdHTTPPort, "Port of the embedded etcd's HTTP endpoints (/metrics, /health; on 127.0.0.1, mutual TLS), apart from its gRPC client port.")
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve /debug/pprof to admins.")
+	fs.IntVar(&o.MaxRequestsInFlight, "max-requests-inflight", o.MaxRequestsInFlight, "Most non-mutating API requests (watches aside) served at once; further ones are answered 429 with Retry-After.")
+	fs.IntVar(&o.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", o.MaxMutatingRequestsInFlight, "Most mutating API requests served at once; further ones are answered 429 with Retry-After.")
 	fs.DurationVar(&o.InstanceCertValidity, "instance-cert-validity", o.InstanceCertValidity, "Lifetime of the client certificates issued to container instances; agents renew them when a third is left.")
 	fs.BoolVar(&o.Controllers, "controllers", o.Controllers, "Run Drover's controllers in this process (leader-elected). --controllers=false serves the API only.")
 	fs.BoolVar(&o.ControllersOnly, "controllers-only", o.ControllersOnly, "Run only the controllers, against the API server in --kubeconfig (for example a Kubernetes cluster with Drover's CRDs).")
@@ -121,6 +129,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Kubeconfig != "" {
 		errs = append(errs, errors.New("--kubeconfig is only used with --controllers-only"))
+	}
+	if o.MaxRequestsInFlight < 1 || o.MaxMutatingRequestsInFlight < 1 {
+		errs = append(errs, fmt.Errorf("--max-requests-inflight %d and --max-mutating-requests-inflight %d must be at least 1", o.MaxRequestsInFlight, o.MaxMutatingRequestsInFlight))
 	}
 	if o.HeartbeatPersistInterval < 0 {
 		errs = append(errs, fmt.Errorf("--heartbeat-persist-interval %s is negative; use 0 to write every heartbeat", o.HeartbeatPersistInterval))
@@ -188,6 +199,7 @@ func (o *Options) ServerConfig() apiserver.Config {
 		EtcdServers: o.EtcdServers, EtcdCAFile: o.EtcdCAFile, EtcdCertFile: o.EtcdCertFile, EtcdKeyFile: o.EtcdKeyFile,
 		EtcdPrefix: o.EtcdPrefix, EtcdClientPort: o.EtcdClientPort, EtcdPeerPort: o.EtcdPeerPort, EtcdHTTPPort: o.EtcdHTTPPort,
 		EnableProfiling: o.Profiling, InstanceCertValidity: o.InstanceCertValidity,
+		MaxRequestsInFlight: o.MaxRequestsInFlight, MaxMutatingRequestsInFlight: o.MaxMutatingRequestsInFlight,
 	}
 	if o.Controllers {
 		leaderElect := o.LeaderElect
