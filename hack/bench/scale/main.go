@@ -102,6 +102,7 @@ type flags struct {
 	keepDataDir     bool
 	out             string
 	startRate       float64
+	droverdArgs     string
 }
 
 func main() {
@@ -132,6 +133,7 @@ func main() {
 	flag.StringVar(&f.profileDir, "profile-dir", "", "run droverd with --profiling and save CPU profiles of each scenario here")
 	flag.BoolVar(&f.keepDataDir, "keep-data-dir", false, "keep droverd's temporary data dir and log")
 	flag.StringVar(&f.out, "out", "", "also write the report to this file")
+	flag.StringVar(&f.droverdArgs, "droverd-args", "", "more flags for droverd, space separated (for example \"--max-requests-inflight 100\")")
 	flag.Parse()
 	if f.warmup == 0 {
 		f.warmup = max(3*f.heartbeat, 15*time.Second)
@@ -235,7 +237,7 @@ type phase struct {
 func run(f flags, sc scenarios) error {
 	// droverd logs each watch its watch cache ends for falling behind (cache_watcher.go, at V(1)).
 	d, cfg, c, cleanup, err := harness.LaunchWith(f.droverd, "drover-bench-scale", f.keepDataDir, f.profileDir,
-		harness.Options{Timeout: f.readyTimeout, Args: []string{"--vmodule=cache_watcher=1"}}, logf)
+		harness.Options{Timeout: f.readyTimeout, Args: append([]string{"--vmodule=cache_watcher=1"}, strings.Fields(f.droverdArgs)...)}, logf)
 	defer cleanup()
 	if err != nil {
 		return err
