@@ -731,9 +731,9 @@ func (r *report) markdown(f flags) string {
 	}
 	if r.saturation != nil {
 		w("")
-		w("Saturation: request latency by verb from the first service create until every task was RUNNING (or --timeout). droverd's")
-		w("/metrics has no apiserver_request_* series, so the clients time their requests: the hollow instances from")
-		w("sending each request (watches left out) to its answer's headers, this benchmark each service create.")
+		w("Saturation: request latency by verb from the first service create until every task was RUNNING (or --timeout), as")
+		w("the clients time their requests (what they wait for, queueing in their own process included): the hollow")
+		w("instances from sending each request (watches left out) to its answer's headers, this benchmark each service create.")
 		w("")
 		r.saturation.apiRows(w)
 	}
