@@ -7,8 +7,9 @@
 #   hack/bench/run.sh controlplane --tasks 2000   the named ones, with these flags
 #
 # The whole suite runs every benchmark with its defaults, and the scale benchmark a second time at
-# 5,000 instances connecting at 25 a second (heartbeat load, a dead host, and 50,000 tasks held). A benchmark that fails does not stop the
-# others; the script exits non-zero at the end if any failed.
+# 5,000 instances connecting at 25 a second (heartbeat load, a dead host, and 50,000 tasks held).
+# A benchmark that fails does not stop the others; the script exits non-zero at the end if any
+# failed.
 #
 # Each benchmark also runs alone: go run ./hack/bench/controlplane --droverd ./bin/droverd [flags].
 # DROVERD overrides the binary.

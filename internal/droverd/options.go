@@ -130,8 +130,10 @@ func (o *Options) Validate() error {
 	if o.Kubeconfig != "" {
 		errs = append(errs, errors.New("--kubeconfig is only used with --controllers-only"))
 	}
-	if o.MaxRequestsInFlight < 1 || o.MaxMutatingRequestsInFlight < 1 {
-		errs = append(errs, fmt.Errorf("--max-requests-inflight %d and --max-mutating-requests-inflight %d must be at least 1", o.MaxRequestsInFlight, o.MaxMutatingRequestsInFlight))
+	for name, limit := range map[string]int{"--max-requests-inflight": o.MaxRequestsInFlight, "--max-mutating-requests-inflight": o.MaxMutatingRequestsInFlight} {
+		if limit < 1 {
+			errs = append(errs, fmt.Errorf("%s %d must be at least 1", name, limit))
+		}
 	}
 	if o.HeartbeatPersistInterval < 0 {
 		errs = append(errs, fmt.Errorf("--heartbeat-persist-interval %s is negative; use 0 to write every heartbeat", o.HeartbeatPersistInterval))

@@ -27,4 +27,5 @@ func TestInFlightLimitsReachTheServerAndMustBePositive(t *testing.T) {
 	err := parse("--max-mutating-requests-inflight", "0").Validate()
 	require.ErrorContains(t, err, "--max-mutating-requests-inflight 0")
 	require.ErrorContains(t, err, "must be at least 1")
+	require.NotContains(t, err.Error(), "--max-requests-inflight", "only the flag that is wrong is named")
 }

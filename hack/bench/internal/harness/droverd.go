@@ -29,7 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
-	"github.com/drover-dev/drover/hack/bench/internal/procinfo"
+	"github.com/drover-dev/drover/test/framework/freeport"
 )
 
 // Droverd is a droverd child process.
@@ -79,7 +79,7 @@ func StartDroverd(bin, dir string, profiling bool, timeout time.Duration) (*Drov
 // StartDroverdWith starts bin on free loopback ports, the data dir dir and its log in dir.log, as
 // opts say, and waits until it is ready or ctx is done.
 func StartDroverdWith(ctx context.Context, bin, dir string, opts Options) (*Droverd, error) {
-	ports, err := procinfo.FreePorts(4)
+	ports, err := freeport.Pick(4)
 	if err != nil {
 		return nil, err
 	}

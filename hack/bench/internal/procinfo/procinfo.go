@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/drover-dev/drover/test/framework/freeport"
 )
 
 // CPUTime reads a process's user and system time from /proc/<pid>/stat (in USER_HZ, 100 a second on Linux).
@@ -77,9 +75,6 @@ func Status(pid int) (map[string]int, error) {
 
 // MiB formats KiB as MiB.
 func MiB(kb int) string { return fmt.Sprintf("%.0f MiB", float64(kb)/1024) }
-
-// FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a moment ago.
-func FreePorts(n int) ([]int, error) { return freeport.Pick(n) }
 
 // Machine describes the machine: CPUs and model, memory, kernel and Go version.
 func Machine() []string {
