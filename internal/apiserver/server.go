@@ -223,8 +223,14 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	if err != nil {
 		return nil, err
 	}
+	builtinGetter := builtinRESTOptionsGetter(*ro.Etcd, serverConfig)
+	leases, err := builtin.NewLeaseStore(builtinGetter, s.cfg.Renewals)
+	if err != nil {
+		return nil, err
+	}
 	serverConfig.BuildHandlerChainFunc = func(apiHandler http.Handler, c *genericapiserver.Config) http.Handler {
-		chain := genericapiserver.DefaultBuildHandlerChain(tunnels.Wrap(apiHandler), c)
+		// Lease renewals kept in memory are answered inside the chain too (see ServeRenewals).
+		chain := genericapiserver.DefaultBuildHandlerChain(tunnels.Wrap(leases.ServeRenewals(apiHandler)), c)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if h, ok := public[r.URL.Path]; ok {
 				h.ServeHTTP(w, r)
@@ -241,7 +247,6 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	serverConfig.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(defs, namer)
 	serverConfig.OpenAPIV3Config.Info.Title = "Drover"
 
-	builtinGetter := builtinRESTOptionsGetter(*ro.Etcd, serverConfig)
 	namespaces, err := builtin.NewNamespaceREST(builtinGetter)
 	if err != nil {
 		return nil, err
@@ -271,7 +276,7 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 		return nil, err
 	}
 	g := ext.GenericAPIServer
-	if err := installBuiltins(g, builtinGetter, namespaces, s.authz, s.cfg.Renewals); err != nil {
+	if err := installBuiltins(g, builtinGetter, namespaces, leases, s.authz); err != nil {
 		return nil, err
 	}
 	registerAPIMetrics()
@@ -300,12 +305,8 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	return g, nil
 }
 
-func installBuiltins(g *genericapiserver.GenericAPIServer, getter generic.RESTOptionsGetter, namespaces *builtin.NamespaceREST, authz *auth.Authorizer, renewals *liveness.Renewals) error {
+func installBuiltins(g *genericapiserver.GenericAPIServer, getter generic.RESTOptionsGetter, namespaces *builtin.NamespaceREST, leases *builtin.LeaseStore, authz *auth.Authorizer) error {
 	events, err := builtin.NewEventStore(getter)
-	if err != nil {
-		return err
-	}
-	leases, err := builtin.NewLeaseStore(getter, renewals)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,15 @@ import (
 // instanceClient returns a client authenticated as the given container instance.
 func instanceClient(t *testing.T, s *framework.Server, ci *ecsv1alpha1.ContainerInstance) client.Client {
 	t.Helper()
+	c, err := client.New(instanceConfig(t, s, ci), client.Options{Scheme: manager.Scheme})
+	require.NoError(t, err)
+	return c
+}
+
+// instanceConfig returns a client configuration with a certificate of the given container
+// instance, issued by droverd's CA.
+func instanceConfig(t *testing.T, s *framework.Server, ci *ecsv1alpha1.ContainerInstance) *rest.Config {
+	t.Helper()
 	dir := filepath.Join(s.DataDir, "pki")
 	ca, err := pki.LoadOrCreateCA(dir, "drover-ca")
 	require.NoError(t, err)
@@ -33,10 +42,7 @@ func instanceClient(t *testing.T, s *framework.Server, ci *ecsv1alpha1.Container
 	require.NoError(t, err)
 	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
 	require.NoError(t, err)
-	cfg := &rest.Config{Host: s.URL, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM, CertData: kp.CertPEM, KeyData: kp.KeyPEM}}
-	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme})
-	require.NoError(t, err)
-	return c
+	return &rest.Config{Host: s.URL, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM, CertData: kp.CertPEM, KeyData: kp.KeyPEM}}
 }
 
 func TestInstanceIdentityCanTouchOnlyItsOwnObjects(t *testing.T) {

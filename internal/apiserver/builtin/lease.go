@@ -142,23 +142,16 @@ func (s *LeaseStore) Delete(ctx context.Context, name string, deleteValidation r
 // absorb keeps the update in memory when it only renews an instance's Lease and package
 // liveness allows it. ok false with a nil error means the update is to be written.
 func (s *LeaseStore) absorb(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, updateValidation rest.ValidateObjectUpdateFunc) (runtime.Object, bool, error) {
-	// The watch cache's copy: the same object the store would update.
-	cur, err := s.store.Get(ctx, name, &metav1.GetOptions{ResourceVersion: "0"})
-	if err != nil {
+	stored, seen, ok := s.renewable(ctx, name)
+	if !ok {
 		return nil, false, nil
 	}
-	stored, ok := cur.(*coordinationv1.Lease)
-	if !ok || !instanceLease(stored) || stored.Spec.RenewTime == nil {
-		return nil, false, nil
-	}
-	// What the client saw; only read from here on, while the update works on a copy.
-	seen := s.latest(stored)
 	obj, err := objInfo.UpdatedObject(ctx, seen.DeepCopy())
 	if err != nil {
 		return nil, false, nil
 	}
 	updated, ok := obj.(*coordinationv1.Lease)
-	if !ok || updated.Spec.RenewTime == nil || updated.ResourceVersion != stored.ResourceVersion || !onlyRenewed(updated, seen) {
+	if !ok || !onlyRenews(updated, stored, seen) {
 		return nil, false, nil
 	}
 	if updateValidation != nil {
@@ -166,11 +159,42 @@ func (s *LeaseStore) absorb(ctx context.Context, name string, objInfo rest.Updat
 			return nil, false, err
 		}
 	}
-	key := types.NamespacedName{Namespace: stored.Namespace, Name: stored.Name}
-	if !s.renewals.Absorb(key, stored.UID, stored.Spec.RenewTime.Time, updated.Spec.RenewTime.Time) {
+	if !s.keep(stored, seen, updated) {
 		return nil, false, nil
 	}
 	return updated, true, nil
+}
+
+// renewable returns the Lease name as the watch cache holds it (stored) and as its holder last saw
+// it (seen: with the renewal kept in memory), when it is an instance's heartbeat Lease. seen is
+// only to be read.
+func (s *LeaseStore) renewable(ctx context.Context, name string) (stored, seen *coordinationv1.Lease, ok bool) {
+	// The watch cache's copy: the same object the store would update.
+	cur, err := s.store.Get(ctx, name, &metav1.GetOptions{ResourceVersion: "0"})
+	if err != nil {
+		return nil, nil, false
+	}
+	stored, ok = cur.(*coordinationv1.Lease)
+	if !ok || !instanceLease(stored) || stored.Spec.RenewTime == nil {
+		return nil, nil, false
+	}
+	return stored, s.latest(stored), true
+}
+
+// onlyRenews reports whether updated, written over stored, would change nothing but the renewal
+// its holder saw (seen).
+func onlyRenews(updated, stored, seen *coordinationv1.Lease) bool {
+	return updated.Spec.RenewTime != nil && updated.ResourceVersion == stored.ResourceVersion && onlyRenewed(updated, seen)
+}
+
+// keep records updated, a renewal of stored, in memory when it only renews and package liveness
+// allows it; false means it is to be written.
+func (s *LeaseStore) keep(stored, seen, updated *coordinationv1.Lease) bool {
+	if !onlyRenews(updated, stored, seen) {
+		return false
+	}
+	key := types.NamespacedName{Namespace: stored.Namespace, Name: stored.Name}
+	return s.renewals.Absorb(key, stored.UID, stored.Spec.RenewTime.Time, updated.Spec.RenewTime.Time)
 }
 
 // latest returns l with the renewal kept in memory, a copy when that is newer, else l itself.

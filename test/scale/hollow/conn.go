@@ -71,13 +71,17 @@ func newConn(server string, ca *x509.CertPool, cert tls.Certificate, onRequest f
 		return nil, err
 	}
 	c := &conn{transport: tr}
+	// Leases travel as protobuf and Drover's resources as JSON, as with drover-agent's
+	// controller-runtime client, which uses protobuf for the built-in types.
 	for _, gv := range []struct {
-		dst *(*rest.RESTClient)
-		gv  schema.GroupVersion
-	}{{&c.ecs, ecsv1alpha1.GroupVersion}, {&c.leases, coordinationv1.SchemeGroupVersion}} {
+		dst         *(*rest.RESTClient)
+		gv          schema.GroupVersion
+		contentType string
+	}{{&c.ecs, ecsv1alpha1.GroupVersion, runtime.ContentTypeJSON}, {&c.leases, coordinationv1.SchemeGroupVersion, runtime.ContentTypeProtobuf}} {
 		cfg := base
 		cfg.APIPath = "/apis"
 		cfg.GroupVersion = &gv.gv
+		cfg.ContentType = gv.contentType
 		rc, err := rest.RESTClientForConfigAndClient(&cfg, hc)
 		if err != nil {
 			return nil, err
