@@ -78,6 +78,8 @@ type Server struct {
 	ready atomic.Bool
 	// client is set by Start, before ready.
 	client client.Client
+	// activations serializes the claims on each activation.
+	activations keyedMutex
 
 	// fails holds the failure buckets, keyed by source address and by activation.
 	fails *keyedLimiter
