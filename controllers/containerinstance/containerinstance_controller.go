@@ -13,11 +13,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
 	"github.com/drover-dev/drover/internal/liveness"
@@ -61,12 +63,20 @@ func Setup(mgr ctrl.Manager, renewals *liveness.Renewals) error {
 
 // SetupWithManager registers the reconciler; a Lease maps to the instance of the same name.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&ecsv1alpha1.ContainerInstance{}).
 		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}}}
-		})).
-		Named("containerinstance").
+		}))
+	if r.Renewals != nil {
+		// A renewal kept in memory after a gap (the instance may be marked disconnected) moves no
+		// watch; the record tells the controller instead, and is then spared the Lease write.
+		b = b.WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+			r.Renewals.OnReturn(func(key types.NamespacedName) { q.Add(reconcile.Request{NamespacedName: key}) })
+			return nil
+		}))
+	}
+	return b.Named("containerinstance").
 		// Instances are independent, and when many connect at once (droverd restarted, a site's
 		// network back) each needs one status write: one at a time took 10 s for 1,000 instances.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 8}).
@@ -95,7 +105,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			renewed = &metav1.Time{Time: lease.Spec.AcquireTime.Time}
 		}
 		// A renewal kept in memory moves no watch: the requeue below looks again when the Lease
-		// would expire, and finds it here.
+		// would expire, and finds it here; one after a gap is told of through Renewals.OnReturn.
 		var stored time.Time
 		if renewed != nil {
 			stored = renewed.Time

@@ -5,10 +5,12 @@
 // 5,000 instances and a renewal every 5 s, 1,000 writes a second, nearly all of them only moving
 // spec.renewTime. While droverd runs the controllers (it is their leader), its Lease storage
 // records such a renewal here instead and answers it as if it had been written. A Lease is still
-// written when anything else in it changes, when the renewal follows a gap of a grace period or
-// more (so the containerinstance controller sees an instance come back through its watch), and
-// when the stored renewTime is older than the persist interval, so what etcd holds is never more
-// than that far behind. The containerinstance controller reads renewals from here as well as
+// written when anything else in it changes, when the stored renewTime is older than the persist
+// interval, so what etcd holds is never more than that far behind, and when the renewal follows a
+// gap of a grace period or more and nothing in this process is told of that (see OnReturn): the
+// containerinstance controller must see the instance come back, and a write moves its watch.
+// Under overload, renewals that fail make gaps; writing each renewal after one added etcd writes
+// exactly when droverd could least afford them. The containerinstance controller reads renewals from here as well as
 // from the Lease; reads of a Lease through droverd show the latest renewal.
 //
 // Renewals that reach a droverd that is not the leader are written as before, and a new leader
@@ -41,6 +43,8 @@ type Renewals struct {
 	active atomic.Bool
 	mu     sync.RWMutex
 	m      map[types.NamespacedName]Renewal
+	// returned, when set, is told of a renewal that follows a gap of maxGap or more.
+	returned func(types.NamespacedName)
 }
 
 // Renewal is the latest renewal of one Lease.
@@ -65,8 +69,9 @@ func (r *Renewals) Activate() {
 	}
 }
 
-// Deactivate stops keeping renewals in memory and forgets those it holds: droverd calls it when
-// its controllers stop, after which its renewals are written as they arrive.
+// Deactivate stops keeping renewals in memory and forgets those it holds and the function set
+// with OnReturn: droverd calls it when its controllers stop, after which its renewals are written
+// as they arrive.
 func (r *Renewals) Deactivate() {
 	if r == nil {
 		return
@@ -74,6 +79,7 @@ func (r *Renewals) Deactivate() {
 	r.active.Store(false)
 	r.mu.Lock()
 	clear(r.m)
+	r.returned = nil
 	r.mu.Unlock()
 }
 
@@ -103,20 +109,41 @@ func (r *Renewals) Newer(key types.NamespacedName, uid types.UID, stored time.Ti
 
 // Absorb decides whether a renewal of the Lease key (uid) to renewTime, whose stored renewTime
 // is stored, may be kept in memory instead of written, and if so records it. It may when the
-// record is active, the previous renewal of this Lease is recorded and less than the grace period
-// before this one, and the stored renewTime is less than the persist interval old.
+// record is active, the previous renewal of this Lease is recorded, and the stored renewTime is
+// less than the persist interval old; and, for a renewal that follows a gap of the grace period or
+// more (the instance may have been marked disconnected), when a function set with OnReturn is told
+// of it, since no watch event is.
 func (r *Renewals) Absorb(key types.NamespacedName, uid types.UID, stored, renewTime time.Time) bool {
 	if !r.Active() {
 		return false
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	prev, ok := r.m[key]
-	if !ok || prev.UID != uid || renewTime.Sub(prev.RenewTime) >= r.maxGap || renewTime.Sub(stored) >= r.persistInterval || renewTime.Before(prev.RenewTime) {
+	returned := r.returned
+	gap := ok && renewTime.Sub(prev.RenewTime) >= r.maxGap
+	if !ok || prev.UID != uid || (gap && returned == nil) || renewTime.Sub(stored) >= r.persistInterval || renewTime.Before(prev.RenewTime) {
+		r.mu.Unlock()
 		return false
 	}
 	r.m[key] = Renewal{UID: uid, RenewTime: renewTime}
+	r.mu.Unlock()
+	if gap {
+		returned(key)
+	}
 	return true
+}
+
+// OnReturn sets the function told of a renewal kept in memory that follows a gap of the grace
+// period or more; it must not block. Without one, such a renewal is written, so that the Lease's
+// watchers see the instance come back. The containerinstance controller running in the same
+// process sets it, to look at the instance again at once.
+func (r *Renewals) OnReturn(f func(types.NamespacedName)) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.returned = f
+	r.mu.Unlock()
 }
 
 // Written records a renewal that was written to storage, so that the next one may be kept in

@@ -74,3 +74,39 @@ func TestAbsorb(t *testing.T) {
 		t.Error("a nil record is never active")
 	}
 }
+
+func TestAbsorbAfterAGapTellsOnReturn(t *testing.T) {
+	key := types.NamespacedName{Namespace: "default", Name: "store-1"}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+
+	r := New(10*time.Second, time.Minute)
+	r.Activate()
+	r.Written(key, "u1", at(5))
+	var told []types.NamespacedName
+	r.OnReturn(func(k types.NamespacedName) { told = append(told, k) })
+
+	if !r.Absorb(key, "u1", at(5), at(10)) || len(told) != 0 {
+		t.Fatalf("a renewal without a gap is kept and told of to nobody: told %v", told)
+	}
+	if !r.Absorb(key, "u1", at(5), at(25)) {
+		t.Fatal("a renewal after a gap is kept in memory when someone is told of it")
+	}
+	if len(told) != 1 || told[0] != key {
+		t.Fatalf("told of %v, want [%s]", told, key)
+	}
+	if last, _ := r.Last(key); !last.RenewTime.Equal(at(25)) {
+		t.Errorf("last renewal %s, want %s", last.RenewTime, at(25))
+	}
+	if r.Absorb(key, "u1", at(5), at(66)) || len(told) != 1 {
+		t.Error("a renewal a persist interval after the stored one is written, gap or not, and told of to nobody")
+	}
+
+	// Deactivating forgets the function: a renewal after a gap is written again.
+	r.Deactivate()
+	r.Activate()
+	r.Written(key, "u1", at(70))
+	if r.Absorb(key, "u1", at(70), at(85)) || len(told) != 1 {
+		t.Errorf("after Deactivate, a renewal after a gap is written: told %v", told)
+	}
+}
