@@ -6,12 +6,14 @@
 // spec.renewTime. While droverd runs the controllers (it is their leader), its Lease storage
 // records such a renewal here instead and answers it as if it had been written. A Lease is still
 // written when anything else in it changes, when the stored renewTime is older than the persist
-// interval, so what etcd holds is never more than that far behind, and when the renewal follows a
-// gap of a grace period or more and nothing in this process is told of that (see OnReturn): the
-// containerinstance controller must see the instance come back, and a write moves its watch.
-// Under overload, renewals that fail make gaps; writing each renewal after one added etcd writes
-// exactly when droverd could least afford them. The containerinstance controller reads renewals from here as well as
-// from the Lease; reads of a Lease through droverd show the latest renewal.
+// interval, so what etcd holds is never more than that far behind, and when the record holds no
+// earlier renewal of the Lease or the renewal follows a gap of a grace period or more, and nothing
+// in this process is told of that (see OnReturn): the containerinstance controller must see the
+// instance come back, and a write moves its watch. The controller in droverd's own process is told
+// (so under overload, when failed renewals make gaps, and after a restart, when the record is
+// empty, renewals do not turn into etcd writes just when droverd can least afford them). The
+// containerinstance controller reads renewals from here as well as from the Lease; reads of a
+// Lease through droverd show the latest renewal.
 //
 // Renewals that reach a droverd that is not the leader are written as before, and a new leader
 // starts with an empty record: its controller gives every connected instance a full grace period
@@ -109,10 +111,11 @@ func (r *Renewals) Newer(key types.NamespacedName, uid types.UID, stored time.Ti
 
 // Absorb decides whether a renewal of the Lease key (uid) to renewTime, whose stored renewTime
 // is stored, may be kept in memory instead of written, and if so records it. It may when the
-// record is active, the previous renewal of this Lease is recorded, and the stored renewTime is
-// less than the persist interval old; and, for a renewal that follows a gap of the grace period or
-// more (the instance may have been marked disconnected), when a function set with OnReturn is told
-// of it, since no watch event is.
+// record is active, the renewal is not older than the last one recorded, and the stored renewTime
+// is less than the persist interval old. A renewal the controller may not know of yet - the first
+// the record holds for the Lease, or one after a gap of the grace period or more, when the
+// instance may have been marked disconnected - moves no watch, so it is kept only when a function
+// set with OnReturn is told of it instead.
 func (r *Renewals) Absorb(key types.NamespacedName, uid types.UID, stored, renewTime time.Time) bool {
 	if !r.Active() {
 		return false
@@ -120,22 +123,22 @@ func (r *Renewals) Absorb(key types.NamespacedName, uid types.UID, stored, renew
 	r.mu.Lock()
 	prev, ok := r.m[key]
 	returned := r.returned
-	gap := ok && renewTime.Sub(prev.RenewTime) >= r.maxGap
-	if !ok || prev.UID != uid || (gap && returned == nil) || renewTime.Sub(stored) >= r.persistInterval || renewTime.Before(prev.RenewTime) {
+	news := !ok || prev.UID != uid || renewTime.Sub(prev.RenewTime) >= r.maxGap
+	if (news && returned == nil) || renewTime.Sub(stored) >= r.persistInterval || (ok && prev.UID == uid && renewTime.Before(prev.RenewTime)) {
 		r.mu.Unlock()
 		return false
 	}
 	r.m[key] = Renewal{UID: uid, RenewTime: renewTime}
 	r.mu.Unlock()
-	if gap {
+	if news {
 		returned(key)
 	}
 	return true
 }
 
-// OnReturn sets the function told of a renewal kept in memory that follows a gap of the grace
-// period or more; it must not block. Without one, such a renewal is written, so that the Lease's
-// watchers see the instance come back. The containerinstance controller running in the same
+// OnReturn sets the function told of a renewal kept in memory that the record held nothing of or
+// that follows a gap of the grace period or more; it must not block. Without one, such a renewal
+// is written, so that the Lease's watchers see it. The containerinstance controller running in the same
 // process sets it, to look at the instance again at once.
 func (r *Renewals) OnReturn(f func(types.NamespacedName)) {
 	if r == nil {

@@ -89,6 +89,11 @@ func TestAbsorbAfterAGapTellsOnReturn(t *testing.T) {
 	if !r.Absorb(key, "u1", at(5), at(10)) || len(told) != 0 {
 		t.Fatalf("a renewal without a gap is kept and told of to nobody: told %v", told)
 	}
+	other := types.NamespacedName{Namespace: "default", Name: "store-2"}
+	if !r.Absorb(other, "u9", at(9), at(10)) || len(told) != 1 || told[0] != other {
+		t.Fatalf("the first renewal the record holds of a Lease is kept and told of: told %v", told)
+	}
+	told = nil
 	if !r.Absorb(key, "u1", at(5), at(25)) {
 		t.Fatal("a renewal after a gap is kept in memory when someone is told of it")
 	}
