@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apiserver/pkg/admission"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
+	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -41,6 +42,7 @@ import (
 	builtinopenapi "github.com/drover-dev/drover/internal/apiserver/openapi"
 	"github.com/drover-dev/drover/internal/apiserver/tunnel"
 	"github.com/drover-dev/drover/internal/etcd"
+	"github.com/drover-dev/drover/internal/identity"
 	"github.com/drover-dev/drover/internal/liveness"
 	"github.com/drover-dev/drover/internal/registration"
 	"github.com/drover-dev/drover/internal/tunnel/wire"
@@ -208,9 +210,12 @@ func (s *Server) build(c *certs, etcdServers []string, etcdCA, etcdCert, etcdKey
 	serverConfig.Authorization.Authorizer = s.authz
 	serverConfig.EnableMetrics = false // served below, together with the controllers' metrics
 	// Tunnels and followed logs last as long as their clients want: no request timeout, and no
-	// in-flight slot held.
-	serverConfig.LongRunningFunc = genericfilters.BasicLongRunningRequestCheck(
+	// in-flight slot held. Heartbeats hold no in-flight slot either (see isRenewal).
+	longRunning := genericfilters.BasicLongRunningRequestCheck(
 		sets.NewString("watch"), sets.NewString(wire.TunnelSubresource, wire.LogSubresource))
+	serverConfig.LongRunningFunc = func(r *http.Request, info *request.RequestInfo) bool {
+		return longRunning(r, info) || isRenewal(r, info)
+	}
 
 	// Hosts register without credentials, so registration is served in front of authentication;
 	// it bounds its own bodies, time and failed attempts.
@@ -407,4 +412,26 @@ func mergeDefinitions(fns ...common.GetOpenAPIDefinitions) common.GetOpenAPIDefi
 		}
 		return out
 	}
+}
+
+// isRenewal reports whether r is a container instance's update of a Lease, once r is
+// authenticated; before that (the request timeout filter runs first) it is false.
+//
+// The in-flight limit asks this, after authentication, and lets renewals through without a slot:
+// liveness is never shed, as Kubernetes' priority and fairness gives node Leases a level of their
+// own. Under overload, a renewal refused with 429 came back within a second, through client-go's
+// retries and then the agent's, thousands a second at 5,000 instances (2,029 a second measured),
+// adding to the overload that refused them; one that goes through costs about a millisecond, and
+// an instance may update only its own Lease, so at most one per instance waits at a time.
+func isRenewal(r *http.Request, info *request.RequestInfo) bool {
+	if info == nil || !info.IsResourceRequest || info.Verb != "update" || info.APIGroup != coordinationv1.GroupName ||
+		info.Resource != "leases" || info.Subresource != "" {
+		return false
+	}
+	u, ok := request.UserFrom(r.Context())
+	if !ok {
+		return false
+	}
+	_, ok = identity.FromUser(u.GetName(), u.GetGroups())
+	return ok
 }

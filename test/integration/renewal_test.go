@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
+	"github.com/drover-dev/drover/internal/droverd"
 	"github.com/drover-dev/drover/test/framework"
 )
 
@@ -167,4 +168,47 @@ func TestLeaseRenewalsOnTheWire(t *testing.T) {
 		requireRenewed(l.Spec.RenewTime.Time)
 		h.lease = got
 	}
+}
+
+// TestRenewalsAreNotShed: with every mutating in-flight slot taken, other writes are refused with
+// 429 while an instance's Lease renewal is still answered: liveness is never shed.
+func TestRenewalsAreNotShed(t *testing.T) {
+	t.Parallel()
+	s := framework.Start(t, withHeartbeatPersistInterval(time.Hour), func(o *droverd.Options) { o.MaxMutatingRequestsInFlight = 1 })
+	h := newHeartbeatHost(t, s, "store-1")
+	hc, err := rest.HTTPClientFor(s.Config)
+	require.NoError(t, err)
+
+	// Hold the only mutating slot: an update whose body never comes.
+	body, hold := io.Pipe()
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPut,
+			s.URL+"/apis/ecs.drover.dev/v1alpha1/namespaces/default/containerinstances/store-1", body)
+		if err != nil {
+			return
+		}
+		req.Header.Set("Content-Type", runtime.ContentTypeJSON)
+		if resp, err := hc.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	defer func() { hold.CloseWithError(io.ErrUnexpectedEOF); <-held }()
+	createCluster := func() int {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.URL+"/apis/ecs.drover.dev/v1alpha1/namespaces/default/clusters",
+			strings.NewReader(`{"apiVersion":"ecs.drover.dev/v1alpha1","kind":"Cluster","metadata":{"generateName":"probe-"}}`))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", runtime.ContentTypeJSON)
+		resp, err := hc.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Eventually(t, func() bool { return createCluster() == http.StatusTooManyRequests }, 10*time.Second, 50*time.Millisecond,
+		"another write is refused while the slot is held")
+
+	last := h.renew()
+	require.True(t, h.stored().Spec.RenewTime.Time.Equal(last), "the renewal was taken")
+	require.Equal(t, http.StatusTooManyRequests, createCluster(), "the slot was still held")
 }
