@@ -16,7 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
+	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
 	"github.com/drover-dev/drover/internal/droverd"
 	"github.com/drover-dev/drover/test/framework"
 )
@@ -170,45 +172,96 @@ func TestLeaseRenewalsOnTheWire(t *testing.T) {
 	}
 }
 
-// TestRenewalsAreNotShed: with every mutating in-flight slot taken, other writes are refused with
-// 429 while an instance's Lease renewal is still answered: liveness is never shed.
+// TestRenewalsAreNotShed: with every mutating in-flight slot taken, an instance's status report is
+// refused with 429 while its Lease renewal is still answered: liveness is never shed.
 func TestRenewalsAreNotShed(t *testing.T) {
 	t.Parallel()
-	s := framework.Start(t, withHeartbeatPersistInterval(time.Hour), func(o *droverd.Options) { o.MaxMutatingRequestsInFlight = 1 })
-	h := newHeartbeatHost(t, s, "store-1")
+	// Without controllers, nothing else writes, so the one request the test holds is what holds
+	// the slot.
+	s := framework.Start(t, framework.WithoutControllers(), func(o *droverd.Options) { o.MaxMutatingRequestsInFlight = 1 })
+	ctx := t.Context()
+	ci := &ecsv1alpha1.ContainerInstance{ObjectMeta: metav1.ObjectMeta{Name: "store-1", Namespace: "default"},
+		Spec: ecsv1alpha1.ContainerInstanceSpec{Cluster: "stores"}}
+	require.NoError(t, s.Client.Create(ctx, ci))
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: ci.Name, Namespace: "default", OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: ecsv1alpha1.GroupVersion.String(), Kind: "ContainerInstance", Name: ci.Name, UID: ci.UID}}},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(ci.Name), RenewTime: &metav1.MicroTime{Time: time.Now()}},
+	}
+	require.NoError(t, s.Client.Create(ctx, lease))
+	h := &heartbeatHost{t: t, admin: s.Client, c: instanceClient(t, s, ci), ci: ci, lease: lease}
 	hc, err := rest.HTTPClientFor(s.Config)
 	require.NoError(t, err)
 
-	// Hold the only mutating slot: an update whose body never comes.
-	body, hold := io.Pipe()
-	held := make(chan struct{})
-	go func() {
-		defer close(held)
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodPut,
-			s.URL+"/apis/ecs.drover.dev/v1alpha1/namespaces/default/containerinstances/store-1", body)
+	// The probe: the instance's own status report, a write the limit sheds (the admin's requests
+	// hold slots but are never refused).
+	ihc, err := rest.HTTPClientFor(instanceConfig(t, s, ci))
+	require.NoError(t, err)
+	// reportStatus returns the answer's status, 0 when there is none.
+	reportStatus := func() int {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPatch,
+			s.URL+"/apis/ecs.drover.dev/v1alpha1/namespaces/default/containerinstances/store-1/status", strings.NewReader(`{}`))
 		if err != nil {
-			return
+			return 0
 		}
-		req.Header.Set("Content-Type", runtime.ContentTypeJSON)
-		if resp, err := hc.Do(req); err == nil {
-			resp.Body.Close()
+		req.Header.Set("Content-Type", "application/merge-patch+json")
+		resp, err := ihc.Do(req)
+		if err != nil {
+			return 0
 		}
-	}()
-	defer func() { hold.CloseWithError(io.ErrUnexpectedEOF); <-held }()
-	createCluster := func() int {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.URL+"/apis/ecs.drover.dev/v1alpha1/namespaces/default/clusters",
-			strings.NewReader(`{"apiVersion":"ecs.drover.dev/v1alpha1","kind":"Cluster","metadata":{"generateName":"probe-"}}`))
-		require.NoError(t, err)
-		req.Header.Set("Content-Type", runtime.ContentTypeJSON)
-		resp, err := hc.Do(req)
-		require.NoError(t, err)
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	require.Eventually(t, func() bool { return createCluster() == http.StatusTooManyRequests }, 10*time.Second, 50*time.Millisecond,
-		"another write is refused while the slot is held")
+	require.Equal(t, http.StatusOK, reportStatus(), "the probe goes through while nothing holds the slot")
+
+	// Hold the only mutating slot: an update whose body never comes. One that found the slot
+	// taken (by a probe of an earlier attempt) is refused at once, and tried again.
+	var held chan int
+	for attempt := 1; ; attempt++ {
+		body, hold := io.Pipe()
+		defer hold.CloseWithError(io.ErrUnexpectedEOF)
+		held = make(chan int, 1)
+		go func(held chan<- int) {
+			code := 0
+			defer func() { held <- code }()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPut,
+				s.URL+"/apis/ecs.drover.dev/v1alpha1/namespaces/default/containerinstances/store-1", body)
+			if err != nil {
+				return
+			}
+			req.Header.Set("Content-Type", runtime.ContentTypeJSON)
+			if resp, err := hc.Do(req); err == nil {
+				code = resp.StatusCode
+				resp.Body.Close()
+			}
+		}(held)
+		time.Sleep(300 * time.Millisecond)
+		if len(held) == 0 {
+			break
+		}
+		require.Less(t, attempt, 10, "the held update keeps ending: %d", <-held)
+	}
+	stillHeld := func() {
+		t.Helper()
+		select {
+		case code := <-held:
+			t.Fatalf("the held update ended (status %d)", code)
+		default:
+		}
+	}
+	probe := 0
+	require.Eventually(t, func() bool {
+		if len(held) > 0 {
+			return true // ended: stillHeld says how
+		}
+		probe = reportStatus()
+		return probe == http.StatusTooManyRequests
+	}, 10*time.Second, 50*time.Millisecond)
+	stillHeld()
+	require.Equal(t, http.StatusTooManyRequests, probe, "the instance's status report is refused while the slot is held")
 
 	last := h.renew()
 	require.True(t, h.stored().Spec.RenewTime.Time.Equal(last), "the renewal was taken")
-	require.Equal(t, http.StatusTooManyRequests, createCluster(), "the slot was still held")
+	require.Equal(t, http.StatusTooManyRequests, reportStatus(), "the slot was still held")
+	stillHeld()
 }

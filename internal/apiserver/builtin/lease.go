@@ -7,6 +7,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -142,7 +143,11 @@ func (s *LeaseStore) Delete(ctx context.Context, name string, deleteValidation r
 // absorb keeps the update in memory when it only renews an instance's Lease and package
 // liveness allows it. ok false with a nil error means the update is to be written.
 func (s *LeaseStore) absorb(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, updateValidation rest.ValidateObjectUpdateFunc) (runtime.Object, bool, error) {
-	stored, seen, ok := s.renewable(ctx, name)
+	rv := ""
+	if p := objInfo.Preconditions(); p != nil && p.ResourceVersion != nil {
+		rv = *p.ResourceVersion
+	}
+	stored, seen, ok := s.renewable(ctx, name, rv)
 	if !ok {
 		return nil, false, nil
 	}
@@ -167,12 +172,21 @@ func (s *LeaseStore) absorb(ctx context.Context, name string, objInfo rest.Updat
 
 // renewable returns the Lease name as the watch cache holds it (stored) and as its holder last saw
 // it (seen: with the renewal kept in memory), when it is an instance's heartbeat Lease. seen is
-// only to be read.
-func (s *LeaseStore) renewable(ctx context.Context, name string) (stored, seen *coordinationv1.Lease, ok bool) {
+// only to be read. rv is the resourceVersion the update carries: when the cache has not caught up
+// with it yet (the renewal before was written a moment ago), the read waits for the cache, a few
+// seconds at most. Without the wait, a lagging cache made every renewal a write, each write made
+// the cache lag more, and at 5,000 instances thousands of renewals ended up waiting on etcd.
+func (s *LeaseStore) renewable(ctx context.Context, name, rv string) (stored, seen *coordinationv1.Lease, ok bool) {
 	// The watch cache's copy: the same object the store would update.
 	cur, err := s.store.Get(ctx, name, &metav1.GetOptions{ResourceVersion: "0"})
 	if err != nil {
 		return nil, nil, false
+	}
+	if m, merr := meta.Accessor(cur); merr == nil && rv != "" && rv != "0" && m.GetResourceVersion() != rv {
+		// Not older than rv, from the cache.
+		if cur, err = s.store.Get(ctx, name, &metav1.GetOptions{ResourceVersion: rv}); err != nil {
+			return nil, nil, false
+		}
 	}
 	stored, ok = cur.(*coordinationv1.Lease)
 	if !ok || !instanceLease(stored) || stored.Spec.RenewTime == nil {

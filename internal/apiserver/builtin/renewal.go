@@ -98,7 +98,7 @@ func (s *LeaseStore) renewal(r *http.Request, info *genericapirequest.RequestInf
 	}
 	lease.Namespace = info.Namespace
 	ctx := genericapirequest.WithNamespace(r.Context(), info.Namespace)
-	stored, seen, ok := s.renewable(ctx, info.Name)
+	stored, seen, ok := s.renewable(ctx, info.Name, lease.ResourceVersion)
 	if !ok || !ownsRenewalAlone(seen, fieldManager(r.UserAgent())) || !s.keep(stored, seen, lease) {
 		return nil, false
 	}
