@@ -33,6 +33,14 @@ type heartbeatHost struct {
 // until the controller shows it connected.
 func newHeartbeatHost(t *testing.T, s *framework.Server, name string) *heartbeatHost {
 	t.Helper()
+	h := registerHeartbeatHost(t, s, name)
+	h.waitConnected(true, 30*time.Second)
+	return h
+}
+
+// registerHeartbeatHost registers an instance with a Lease it owns, as registration does.
+func registerHeartbeatHost(t *testing.T, s *framework.Server, name string) *heartbeatHost {
+	t.Helper()
 	ctx := t.Context()
 	ci := &ecsv1alpha1.ContainerInstance{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 		Spec: ecsv1alpha1.ContainerInstanceSpec{Cluster: "stores"}}
@@ -44,9 +52,7 @@ func newHeartbeatHost(t *testing.T, s *framework.Server, name string) *heartbeat
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To[int32](10), RenewTime: &now},
 	}
 	require.NoError(t, s.Client.Create(ctx, lease))
-	h := &heartbeatHost{t: t, admin: s.Client, c: instanceClient(t, s, ci), ci: ci, lease: lease}
-	h.waitConnected(true, 30*time.Second)
-	return h
+	return &heartbeatHost{t: t, admin: s.Client, c: instanceClient(t, s, ci), ci: ci, lease: lease}
 }
 
 // renew sends one renewal and returns the renewal time it sent.
@@ -182,17 +188,7 @@ func TestHeartbeatsAreWrittenAtLeastEveryPersistInterval(t *testing.T) {
 func TestHeartbeatsAreWrittenWithoutControllers(t *testing.T) {
 	t.Parallel() // mostly waiting between renewals
 	s := framework.Start(t, framework.WithoutControllers())
-	ctx := t.Context()
-	ci := &ecsv1alpha1.ContainerInstance{ObjectMeta: metav1.ObjectMeta{Name: "store-1", Namespace: "default"},
-		Spec: ecsv1alpha1.ContainerInstanceSpec{Cluster: "stores"}}
-	require.NoError(t, s.Client.Create(ctx, ci))
-	lease := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: ci.Name, Namespace: "default", OwnerReferences: []metav1.OwnerReference{{
-			APIVersion: ecsv1alpha1.GroupVersion.String(), Kind: "ContainerInstance", Name: ci.Name, UID: ci.UID}}},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(ci.Name), RenewTime: &metav1.MicroTime{Time: time.Now()}},
-	}
-	require.NoError(t, s.Client.Create(ctx, lease))
-	h := &heartbeatHost{t: t, admin: s.Client, c: instanceClient(t, s, ci), ci: ci, lease: lease}
+	h := registerHeartbeatHost(t, s, "store-1")
 	for range 4 {
 		h.renew()
 		time.Sleep(100 * time.Millisecond)

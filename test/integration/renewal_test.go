@@ -16,9 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 
-	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
 	"github.com/drover-dev/drover/internal/droverd"
 	"github.com/drover-dev/drover/test/framework"
 )
@@ -180,16 +178,8 @@ func TestRenewalsAreNotShed(t *testing.T) {
 	// the slot.
 	s := framework.Start(t, framework.WithoutControllers(), func(o *droverd.Options) { o.MaxMutatingRequestsInFlight = 1 })
 	ctx := t.Context()
-	ci := &ecsv1alpha1.ContainerInstance{ObjectMeta: metav1.ObjectMeta{Name: "store-1", Namespace: "default"},
-		Spec: ecsv1alpha1.ContainerInstanceSpec{Cluster: "stores"}}
-	require.NoError(t, s.Client.Create(ctx, ci))
-	lease := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: ci.Name, Namespace: "default", OwnerReferences: []metav1.OwnerReference{{
-			APIVersion: ecsv1alpha1.GroupVersion.String(), Kind: "ContainerInstance", Name: ci.Name, UID: ci.UID}}},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(ci.Name), RenewTime: &metav1.MicroTime{Time: time.Now()}},
-	}
-	require.NoError(t, s.Client.Create(ctx, lease))
-	h := &heartbeatHost{t: t, admin: s.Client, c: instanceClient(t, s, ci), ci: ci, lease: lease}
+	h := registerHeartbeatHost(t, s, "store-1")
+	ci := h.ci
 	hc, err := rest.HTTPClientFor(s.Config)
 	require.NoError(t, err)
 
