@@ -31,8 +31,9 @@ const maxRenewalBody = 16 << 10
 // A renewal is the most frequent request droverd serves (5,000 instances renewing every 5 s make
 // 1,000 a second), and the REST handler's update path spends most of its time on managedFields
 // bookkeeping that a renewal kept in memory throws away. Here the request has been authenticated
-// and authorized (an instance may update only its own Lease) and counts against the in-flight
-// limit; what it skips is admission, which acts on no Lease update, and the field manager. Only a
+// and authorized (an instance may update only its own Lease) and has passed the in-flight limit
+// (which lets instances' renewals through without a slot); what it skips is admission, which acts
+// on no Lease update, and the field manager. Only a
 // plain renewal takes this path: a PUT of a whole Lease with no query parameters, in a format the
 // API serves, whose resourceVersion is the stored one, which changes nothing but spec.renewTime,
 // and whose field manager (its user agent) alone owns spec.renewTime already, so that the field
