@@ -69,8 +69,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}}}
 		}))
 	if r.Renewals != nil {
-		// A renewal kept in memory after a gap (the instance may be marked disconnected) moves no
-		// watch; the record tells the controller instead, and is then spared the Lease write.
+		// A renewal kept in memory that the controller may not know of (the first droverd holds,
+		// or one after a gap, when the instance may be marked disconnected) moves no watch; the
+		// record tells the controller instead, and is then spared the Lease write.
 		b = b.WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 			r.Renewals.OnReturn(func(key types.NamespacedName) { q.Add(reconcile.Request{NamespacedName: key}) })
 			return nil
@@ -105,7 +106,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			renewed = &metav1.Time{Time: lease.Spec.AcquireTime.Time}
 		}
 		// A renewal kept in memory moves no watch: the requeue below looks again when the Lease
-		// would expire, and finds it here; one after a gap is told of through Renewals.OnReturn.
+		// would expire, and finds it here; a first one or one after a gap is told of through
+		// Renewals.OnReturn.
 		var stored time.Time
 		if renewed != nil {
 			stored = renewed.Time

@@ -45,7 +45,8 @@ type Renewals struct {
 	active atomic.Bool
 	mu     sync.RWMutex
 	m      map[types.NamespacedName]Renewal
-	// returned, when set, is told of a renewal that follows a gap of maxGap or more.
+	// returned, when set, is told of a renewal kept in memory that the record held nothing of or
+	// that follows a gap of maxGap or more.
 	returned func(types.NamespacedName)
 }
 
@@ -138,8 +139,8 @@ func (r *Renewals) Absorb(key types.NamespacedName, uid types.UID, stored, renew
 
 // OnReturn sets the function told of a renewal kept in memory that the record held nothing of or
 // that follows a gap of the grace period or more; it must not block. Without one, such a renewal
-// is written, so that the Lease's watchers see it. The containerinstance controller running in the same
-// process sets it, to look at the instance again at once.
+// is written, so that the Lease's watchers see it. The containerinstance controller running in
+// the same process sets it, to look at the instance again at once.
 func (r *Renewals) OnReturn(f func(types.NamespacedName)) {
 	if r == nil {
 		return

@@ -171,7 +171,8 @@ func parseCSR(data string) (*x509.CertificateRequest, error) {
 // It returns the activation (nil if there is none) and, when refused, why.
 func (s *Server) claim(ctx context.Context, key types.NamespacedName, code string) (*ecsv1alpha1.Activation, refusal, error) {
 	hash := []byte(HashCode(code))
-	defer s.activations.lock(key)()
+	s.activations.LockKey(key.String())
+	defer func() { _ = s.activations.UnlockKey(key.String()) }()
 	for range claimAttempts {
 		act := &ecsv1alpha1.Activation{}
 		if err := s.client.Get(ctx, key, act); apierrors.IsNotFound(err) {
@@ -305,7 +306,8 @@ func (s *Server) deleteInstance(ctx context.Context, ci *ecsv1alpha1.ContainerIn
 func (s *Server) release(ctx context.Context, log klog.Logger, key types.NamespacedName) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	defer s.activations.lock(key)()
+	s.activations.LockKey(key.String())
+	defer func() { _ = s.activations.UnlockKey(key.String()) }()
 	for range claimAttempts {
 		act := &ecsv1alpha1.Activation{}
 		if err := s.client.Get(ctx, key, act); err != nil {

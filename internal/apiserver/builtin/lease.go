@@ -164,7 +164,7 @@ func (s *LeaseStore) absorb(ctx context.Context, name string, objInfo rest.Updat
 			return nil, false, err
 		}
 	}
-	if !s.keep(stored, seen, updated) {
+	if !s.record(stored, updated) {
 		return nil, false, nil
 	}
 	return updated, true, nil
@@ -204,9 +204,11 @@ func onlyRenews(updated, stored, seen *coordinationv1.Lease) bool {
 // keep records updated, a renewal of stored, in memory when it only renews and package liveness
 // allows it; false means it is to be written.
 func (s *LeaseStore) keep(stored, seen, updated *coordinationv1.Lease) bool {
-	if !onlyRenews(updated, stored, seen) {
-		return false
-	}
+	return onlyRenews(updated, stored, seen) && s.record(stored, updated)
+}
+
+// record records updated, known to only renew stored, in memory when package liveness allows it.
+func (s *LeaseStore) record(stored, updated *coordinationv1.Lease) bool {
 	key := types.NamespacedName{Namespace: stored.Namespace, Name: stored.Name}
 	return s.renewals.Absorb(key, stored.UID, stored.Spec.RenewTime.Time, updated.Spec.RenewTime.Time)
 }

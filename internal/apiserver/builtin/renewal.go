@@ -33,12 +33,12 @@ const maxRenewalBody = 16 << 10
 // bookkeeping that a renewal kept in memory throws away. Here the request has been authenticated
 // and authorized (an instance may update only its own Lease) and has passed the in-flight limit
 // (which lets instances' renewals through without a slot); what it skips is admission, which acts
-// on no Lease update, and the field manager. Only a
-// plain renewal takes this path: a PUT of a whole Lease with no query parameters, in a format the
-// API serves, whose resourceVersion is the stored one, which changes nothing but spec.renewTime,
-// and whose field manager (its user agent) alone owns spec.renewTime already, so that the field
-// manager would have changed nothing. Anything else, including a renewal that must be written, is served by the REST
-// handler as before, and the request metrics count both alike.
+// on no Lease update, and the field manager. Only a plain renewal takes this path: a PUT of a
+// whole Lease with no query parameters, in a format the API serves, whose resourceVersion is the
+// stored one, which changes nothing but spec.renewTime, and whose field manager (its user agent)
+// alone owns spec.renewTime already, so that the field manager would have changed nothing.
+// Anything else, including a renewal that must be written, is served by the REST handler as
+// before, and the request metrics count both alike.
 func (s *LeaseStore) ServeRenewals(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPut || r.URL.RawQuery != "" || !s.renewals.Active() ||
