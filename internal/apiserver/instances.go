@@ -2,14 +2,19 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,20 +30,29 @@ func init() {
 	utilruntime.Must(ecsv1alpha1.AddToScheme(instanceScheme))
 }
 
-// instanceLookup answers from a watch cache of ContainerInstances, and from storage when the cache
-// has not seen an instance yet (one registered a moment ago).
+// instanceLookup answers from an index of ContainerInstance UIDs that an informer keeps, and from
+// storage when the index has not seen an instance yet (one registered a moment ago). Every request
+// of every instance is authorized with it, so a lookup takes no lock and copies nothing: reading
+// the informer's store would copy the whole object, and its read lock queues behind the informer's
+// writes, so that under load thousands of requests waited on one lock.
 type instanceLookup struct {
-	cache cache.Cache
-	live  client.Reader
+	uids sync.Map // namespace/name -> instanceEntry
+	live client.Reader
+}
+
+type instanceEntry struct {
+	uid      types.UID
+	deleting bool
 }
 
 // InstanceUID implements auth.InstanceLookup.
 func (l *instanceLookup) InstanceUID(ctx context.Context, namespace, name string) (string, bool, error) {
-	ci := &ecsv1alpha1.ContainerInstance{}
-	err := l.cache.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, ci)
-	if apierrors.IsNotFound(err) {
-		err = l.live.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, ci)
+	if v, ok := l.uids.Load(namespace + "/" + name); ok {
+		e := v.(instanceEntry)
+		return string(e.uid), !e.deleting, nil
 	}
+	ci := &ecsv1alpha1.ContainerInstance{}
+	err := l.live.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, ci)
 	if apierrors.IsNotFound(err) {
 		return "", false, nil
 	}
@@ -51,6 +65,29 @@ func (l *instanceLookup) InstanceUID(ctx context.Context, namespace, name string
 	return string(ci.UID), true, nil
 }
 
+// set records an instance the informer saw added or updated; most updates change nothing here.
+func (l *instanceLookup) set(obj any) {
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return
+	}
+	key, e := m.GetNamespace()+"/"+m.GetName(), instanceEntry{uid: m.GetUID(), deleting: m.GetDeletionTimestamp() != nil}
+	if v, ok := l.uids.Load(key); ok && v.(instanceEntry) == e {
+		return
+	}
+	l.uids.Store(key, e)
+}
+
+// forget drops an instance the informer saw deleted.
+func (l *instanceLookup) forget(obj any) {
+	if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	if m, ok := obj.(metav1.Object); ok {
+		l.uids.Delete(m.GetNamespace() + "/" + m.GetName())
+	}
+}
+
 // instanceIdentitiesHook starts accepting container instance identities once droverd can look
 // instances up.
 func instanceIdentitiesHook(z *auth.Authorizer) genericapiserver.PostStartHookFunc {
@@ -59,11 +96,30 @@ func instanceIdentitiesHook(z *auth.Authorizer) genericapiserver.PostStartHookFu
 		if err != nil {
 			return err
 		}
-		c, err := startCache(hc, &ecsv1alpha1.ContainerInstance{})
+		// Only the metadata: the UID and whether the instance is being deleted is all a lookup reads.
+		instances := &metav1.PartialObjectMetadata{}
+		instances.SetGroupVersionKind(ecsv1alpha1.GroupVersion.WithKind("ContainerInstance"))
+		c, err := startCache(hc, instances)
 		if err != nil {
 			return err
 		}
-		z.SetInstanceLookup(&instanceLookup{cache: c, live: live})
+		inf, err := c.GetInformer(hc.Context, instances)
+		if err != nil {
+			return err
+		}
+		l := &instanceLookup{live: live}
+		reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    l.set,
+			UpdateFunc: func(_, obj any) { l.set(obj) },
+			DeleteFunc: l.forget,
+		})
+		if err != nil {
+			return err
+		}
+		if !toolscache.WaitForCacheSync(hc.Context.Done(), reg.HasSynced) {
+			return errors.New("the container instance index did not sync")
+		}
+		z.SetInstanceLookup(l)
 		return nil
 	}
 }
