@@ -235,9 +235,8 @@ type phase struct {
 }
 
 func run(f flags, sc scenarios) error {
-	// droverd logs each watch its watch cache ends for falling behind (cache_watcher.go, at V(1)).
 	d, cfg, c, cleanup, err := harness.LaunchWith(f.droverd, "drover-bench-scale", f.keepDataDir, f.profileDir,
-		harness.Options{Timeout: f.readyTimeout, Args: append([]string{"--vmodule=cache_watcher=1"}, strings.Fields(f.droverdArgs)...)}, logf)
+		harness.Options{Timeout: f.readyTimeout, Args: strings.Fields(f.droverdArgs)}, logf)
 	defer cleanup()
 	if err != nil {
 		return err
@@ -295,7 +294,7 @@ func run(f flags, sc scenarios) error {
 		return err
 	}
 	t0 := time.Now()
-	ph := newPhases(ctx, d, raw, fleet, t0)
+	ph := newPhases(ctx, raw, fleet, t0)
 	fleet.Start(ctx)
 	defer fleet.Stop()
 	// From here on a phase that fails is reported in the table, and the scenarios that do not
@@ -398,7 +397,6 @@ func (r *report) fail(phase string, err error) {
 type phases struct {
 	ctx           context.Context
 	raw           rest.Interface
-	log           string
 	fleet         *hollow.Fleet
 	at            time.Time
 	opened, ended int
@@ -406,18 +404,20 @@ type phases struct {
 }
 
 // newPhases starts counting now.
-func newPhases(ctx context.Context, d *harness.Droverd, raw rest.Interface, fleet *hollow.Fleet, at time.Time) *phases {
-	p := &phases{ctx: ctx, raw: raw, log: d.DataDir + ".log", fleet: fleet, at: at}
+func newPhases(ctx context.Context, raw rest.Interface, fleet *hollow.Fleet, at time.Time) *phases {
+	p := &phases{ctx: ctx, raw: raw, fleet: fleet, at: at}
 	p.mark(nil, "")
 	return p
 }
 
 func (p *phases) mark(r *report, name string) {
 	opened := int(p.fleet.Stats().Watches)
-	ended := p.countTerminated()
 	m, err := harness.Scrape(p.ctx, p.raw)
+	ended := p.ended
 	if err != nil {
 		logf("%v", err)
+	} else {
+		ended = int(m.Sum("apiserver_terminated_watchers_total", `resource="tasks"`))
 	}
 	if r != nil {
 		r.phases = append(r.phases, phase{name: name, wall: time.Since(p.at), opened: opened - p.opened,
@@ -426,24 +426,9 @@ func (p *phases) mark(r *report, name string) {
 	p.at, p.opened, p.ended, p.metrics = time.Now(), opened, ended, m
 }
 
-// restarted says droverd started again: its counters start from zero.
-func (p *phases) restarted() { p.metrics = nil }
-
-// countTerminated counts the Task watches droverd's log says its watch cache ended for falling behind.
-func (p *phases) countTerminated() int {
-	b, err := os.ReadFile(p.log)
-	if err != nil {
-		logf("reading droverd's log: %v", err)
-		return 0
-	}
-	n := 0
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if strings.Contains(line, "watcher close due to unresponsiveness") && strings.Contains(line, "tasks.ecs.drover.dev") {
-			n++
-		}
-	}
-	return n
-}
+// restarted says droverd started again: its counters start from zero. (Watches it ended after the
+// last mark before it stopped are not counted.)
+func (p *phases) restarted() { p.metrics, p.ended = nil, 0 }
 
 // setUp creates the cluster and the task definition, and waits for its first revision, which
 // shows the controllers run.

@@ -58,7 +58,7 @@ type Options struct {
 	Timeout time.Duration
 	// PollEvery is how often /readyz is polled while droverd starts; 50 ms when zero.
 	PollEvery time.Duration
-	// Args are more droverd flags, such as --vmodule for logs a benchmark counts.
+	// Args are more droverd flags.
 	Args []string
 }
 
