@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/internal/cacheview"
 	"github.com/drover-dev/drover/internal/placement"
 )
 
@@ -59,6 +60,9 @@ type Reconciler struct {
 	requests map[types.NamespacedName]map[types.UID]cachedRequest
 	// lastPass is when each cluster's last pass began.
 	lastPass map[types.NamespacedName]time.Time
+	// instanceView and taskView read the manager's cache in place; nil when it does not allow that.
+	instanceView *cacheview.View[*ecsv1alpha1.ContainerInstance]
+	taskView     *cacheview.View[*ecsv1alpha1.Task]
 }
 
 // minPassInterval is the least time between two passes over one cluster. Every task event asks
@@ -91,6 +95,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.lastPass = map[types.NamespacedName]time.Time{}
 	r.inflight = make(chan struct{}, bindWorkers)
 	r.retry = make(chan event.GenericEvent, 64)
+	if err := r.setUpViews(mgr); err != nil {
+		ctrl.Log.WithName("placement").Info("reading the cache through its client", "reason", err.Error())
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("placement").
 		Watches(&ecsv1alpha1.Task{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
@@ -106,6 +113,19 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
 		}))).
 		Complete(r)
+}
+
+func (r *Reconciler) setUpViews(mgr ctrl.Manager) error {
+	instances, err := cacheview.New(context.Background(), mgr.GetCache(), &ecsv1alpha1.ContainerInstance{})
+	if err != nil {
+		return err
+	}
+	tasks, err := cacheview.New(context.Background(), mgr.GetCache(), &ecsv1alpha1.Task{})
+	if err != nil {
+		return err
+	}
+	r.instanceView, r.taskView = instances, tasks
+	return nil
 }
 
 func clusterRequest(namespace, cluster string) []reconcile.Request {
@@ -126,18 +146,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
-	// The lists share the cache's objects instead of copying them: a pass reads every task of its
-	// cluster, and copies only the few it writes (see decide and unplaceable).
-	noCopy := []client.ListOption{client.InNamespace(req.Namespace), client.UnsafeDisableDeepCopy}
-	instances := &ecsv1alpha1.ContainerInstanceList{}
-	if err := r.List(ctx, instances, noCopy...); err != nil {
+	// A pass reads every instance and task of its cluster in the cache, in place, and copies only
+	// the few tasks it writes (see decide and unplaceable).
+	instances, tasks, err := r.read(ctx, req.Namespace)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	tasks := &ecsv1alpha1.TaskList{}
-	if err := r.List(ctx, tasks, noCopy...); err != nil {
-		return ctrl.Result{}, err
-	}
-	cands, waiting := r.snapshot(req.Namespace, req.Name, instances.Items, tasks.Items)
+	cands, waiting := r.snapshot(req.Namespace, req.Name, instances, tasks)
 	if len(waiting) == 0 {
 		return ctrl.Result{}, nil
 	}
@@ -177,15 +192,45 @@ type binding struct {
 	instance string
 }
 
+// read returns the namespace's instances and tasks as the cache holds them, not to be modified:
+// in place when the cache exposes them, else through the client.
+func (r *Reconciler) read(ctx context.Context, namespace string) ([]*ecsv1alpha1.ContainerInstance, []*ecsv1alpha1.Task, error) {
+	if r.instanceView != nil && r.taskView != nil {
+		instances, err := r.instanceView.List(namespace)
+		if err != nil {
+			return nil, nil, err
+		}
+		tasks, err := r.taskView.List(namespace)
+		return instances, tasks, err
+	}
+	noCopy := []client.ListOption{client.InNamespace(namespace), client.UnsafeDisableDeepCopy}
+	il := &ecsv1alpha1.ContainerInstanceList{}
+	if err := r.List(ctx, il, noCopy...); err != nil {
+		return nil, nil, err
+	}
+	tl := &ecsv1alpha1.TaskList{}
+	if err := r.List(ctx, tl, noCopy...); err != nil {
+		return nil, nil, err
+	}
+	instances := make([]*ecsv1alpha1.ContainerInstance, len(il.Items))
+	for i := range il.Items {
+		instances[i] = &il.Items[i]
+	}
+	tasks := make([]*ecsv1alpha1.Task, len(tl.Items))
+	for i := range tl.Items {
+		tasks[i] = &tl.Items[i]
+	}
+	return instances, tasks, nil
+}
+
 // snapshot builds the candidates of a cluster from its instances and the tasks bound to them
 // (including bindings assumed but not yet in the cache), and lists the tasks waiting for placement
 // in creation order.
-func (r *Reconciler) snapshot(namespace, cluster string, instances []ecsv1alpha1.ContainerInstance, tasks []ecsv1alpha1.Task) (*candidates, []*ecsv1alpha1.Task) {
+func (r *Reconciler) snapshot(namespace, cluster string, instances []*ecsv1alpha1.ContainerInstance, tasks []*ecsv1alpha1.Task) (*candidates, []*ecsv1alpha1.Task) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cands := &candidates{index: map[string]int{}}
-	for i := range instances {
-		ci := &instances[i]
+	for _, ci := range instances {
 		if ci.Spec.Cluster != cluster || !ci.DeletionTimestamp.IsZero() {
 			continue
 		}
@@ -200,8 +245,7 @@ func (r *Reconciler) snapshot(namespace, cluster string, instances []ecsv1alpha1
 	cached, fresh := r.requests[key], make(map[types.UID]cachedRequest, len(tasks))
 	seen := map[types.UID]bool{}
 	var waiting []*ecsv1alpha1.Task
-	for i := range tasks {
-		t := &tasks[i]
+	for _, t := range tasks {
 		if t.Spec.Cluster != cluster {
 			continue
 		}

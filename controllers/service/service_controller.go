@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	ecsv1alpha1 "github.com/drover-dev/drover/apis/ecs/v1alpha1"
+	"github.com/drover-dev/drover/internal/cacheview"
 	"github.com/drover-dev/drover/internal/placement"
 	"github.com/drover-dev/drover/internal/revisions"
 )
@@ -47,6 +48,8 @@ type Reconciler struct {
 	Recorder record.EventRecorder
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// instanceView reads the manager's cache in place; nil when it does not allow that.
+	instanceView *cacheview.View[*ecsv1alpha1.ContainerInstance]
 }
 
 // Setup adds the reconciler to mgr.
@@ -57,6 +60,11 @@ func Setup(mgr ctrl.Manager) error {
 // SetupWithManager registers the reconciler: a service is reconciled when it, one of its tasks,
 // or the TaskDefinition it follows changes.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if v, err := cacheview.New(context.Background(), mgr.GetCache(), &ecsv1alpha1.ContainerInstance{}); err == nil {
+		r.instanceView = v
+	} else {
+		ctrl.Log.WithName("service").Info("reading container instances through the cache's client", "reason", err.Error())
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&ecsv1alpha1.Service{}).
 		Watches(&ecsv1alpha1.Task{}, handler.EnqueueRequestsFromMapFunc(serviceOfTask)).
@@ -147,15 +155,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	if err := r.chooseRevision(ctx, s, rev); err != nil {
 		return ctrl.Result{}, err
 	}
-	// The pass only reads the instances: a list without copies, which every pass of every
-	// service in the namespace makes.
-	instances := &ecsv1alpha1.ContainerInstanceList{}
-	if err := r.List(ctx, instances, client.InNamespace(svc.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+	// The pass only reads the instances, which every pass of every service in the namespace
+	// lists: as the cache holds them, without copies.
+	instances, err := r.readInstances(ctx, svc.Namespace)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	s.instances = map[string]*ecsv1alpha1.ContainerInstance{}
-	for i := range instances.Items {
-		if ci := &instances.Items[i]; ci.Spec.Cluster == svc.Spec.Cluster && ci.DeletionTimestamp.IsZero() {
+	s.instances = make(map[string]*ecsv1alpha1.ContainerInstance, len(instances))
+	for _, ci := range instances {
+		if ci.Spec.Cluster == svc.Spec.Cluster && ci.DeletionTimestamp.IsZero() {
 			s.instances[ci.Name] = ci
 		}
 	}
@@ -667,6 +675,23 @@ func (r *Reconciler) servicesInCluster(ctx context.Context, obj client.Object) [
 		}
 	}
 	return out
+}
+
+// readInstances returns the namespace's container instances as the cache holds them, not to be
+// modified: in place when the cache exposes them, else through the client.
+func (r *Reconciler) readInstances(ctx context.Context, namespace string) ([]*ecsv1alpha1.ContainerInstance, error) {
+	if r.instanceView != nil {
+		return r.instanceView.List(namespace)
+	}
+	l := &ecsv1alpha1.ContainerInstanceList{}
+	if err := r.List(ctx, l, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	out := make([]*ecsv1alpha1.ContainerInstance, len(l.Items))
+	for i := range l.Items {
+		out[i] = &l.Items[i]
+	}
+	return out, nil
 }
 
 func (r *Reconciler) now() time.Time {
