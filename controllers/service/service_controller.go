@@ -50,6 +50,21 @@ type Reconciler struct {
 	Now func() time.Time
 	// instanceView reads the manager's cache in place; nil when it does not allow that.
 	instanceView *cacheview.View[*ecsv1alpha1.ContainerInstance]
+	// tasksIndexed is set when the manager's cache indexes Tasks by their service.
+	tasksIndexed bool
+}
+
+// taskServiceIndex indexes the cached Tasks by the service label: a pass reads its service's tasks
+// from the index instead of matching the label of every task in the namespace, which at tens of
+// thousands of tasks made each pass take most of a second.
+const taskServiceIndex = "metadata.labels.service"
+
+// tasksOf selects the tasks of the service named name.
+func (r *Reconciler) tasksOf(name string) client.ListOption {
+	if r.tasksIndexed {
+		return client.MatchingFields{taskServiceIndex: name}
+	}
+	return client.MatchingLabels{ecsv1alpha1.LabelService: name}
 }
 
 // Setup adds the reconciler to mgr.
@@ -60,6 +75,15 @@ func Setup(mgr ctrl.Manager) error {
 // SetupWithManager registers the reconciler: a service is reconciled when it, one of its tasks,
 // or the TaskDefinition it follows changes.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &ecsv1alpha1.Task{}, taskServiceIndex, func(o client.Object) []string {
+		if name := o.GetLabels()[ecsv1alpha1.LabelService]; name != "" {
+			return []string{name}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("indexing tasks by service: %w", err)
+	}
+	r.tasksIndexed = true
 	if v, err := cacheview.New(context.Background(), mgr.GetCache(), &ecsv1alpha1.ContainerInstance{}); err == nil {
 		r.instanceView = v
 	} else {
@@ -122,7 +146,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		s.desired = 0 // counted from the eligible instances
 	}
 	tasks := &ecsv1alpha1.TaskList{}
-	if err := r.List(ctx, tasks, client.InNamespace(svc.Namespace), client.MatchingLabels{ecsv1alpha1.LabelService: svc.Name}); err != nil {
+	if err := r.List(ctx, tasks, client.InNamespace(svc.Namespace), r.tasksOf(svc.Name)); err != nil {
 		return ctrl.Result{}, err
 	}
 	s.tasks = tasks.Items
