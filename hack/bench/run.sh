@@ -7,7 +7,9 @@
 #   hack/bench/run.sh controlplane --tasks 2000   the named ones, with these flags
 #
 # The whole suite runs every benchmark with its defaults, and the scale benchmark a second time at
-# 5,000 instances connecting at 25 a second (heartbeat load, a dead host, and 50,000 tasks held).
+# 5,000 instances connecting at 10 a second: their heartbeat load idle, then 1% of them dying
+# while they run 500 service tasks. (50,000 tasks on 5,000 instances do not start on a 2-core
+# machine that also runs the 5,000 agents; docs/benchmarks.md has the single runs that tried.)
 # A benchmark that fails does not stop the others; the script exits non-zero at the end if any
 # failed.
 #
@@ -33,7 +35,7 @@ done
 
 # The whole suite: one benchmark and its flags per line.
 suite=("${all[@]}")
-suite+=("scale --instances 5000 --start-rate 25 --scenarios heartbeat,failure,saturation --service-tasks 1 --saturation-tasks 10")
+suite+=("scale --instances 5000 --start-rate 10 --scenarios heartbeat,failure --service-tasks 0.1")
 
 selected=()
 while [[ $# -gt 0 && "$1" != -* ]]; do

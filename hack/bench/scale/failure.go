@@ -22,15 +22,15 @@ type steady struct {
 	ci      *instances
 }
 
-// startSteady creates f.serviceTasks tasks per instance in services of f.serviceSize, whose
-// disconnect policy replaces tasks f.replaceAfter after their instance's last heartbeat, and waits
-// until they all run.
+// startSteady creates f.serviceTasks tasks per instance (f.serviceTaskCount in all) in services
+// of f.serviceSize, whose disconnect policy replaces tasks f.replaceAfter after their instance's
+// last heartbeat, and waits until they all run.
 func startSteady(ctx context.Context, f flags, c client.WithWatch) (*steady, error) {
 	s := &steady{tk: watchTasks(ctx, c), ci: watchInstances(ctx, c)}
 	policy := &ecsv1alpha1.DisconnectPolicy{Action: ecsv1alpha1.DisconnectActionReplace,
 		GracePeriodSeconds: ptr.To(int32(f.replaceAfter / time.Second))}
-	counts := splitCounts(f.serviceTasks*f.instances, f.serviceSize)
-	logf("services: creating %d services with %d tasks in all (disconnectPolicy Replace after %s)", len(counts), f.serviceTasks*f.instances, f.replaceAfter)
+	counts := splitCounts(f.serviceTaskCount(), f.serviceSize)
+	logf("services: creating %d services with %d tasks in all (disconnectPolicy Replace after %s)", len(counts), f.serviceTaskCount(), f.replaceAfter)
 	t0 := time.Now()
 	var err error
 	if s.set, err = createServices(ctx, c, "steady", counts, policy); err != nil {

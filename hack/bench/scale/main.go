@@ -49,6 +49,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -92,7 +93,7 @@ type flags struct {
 	rate            float64
 	churn           float64
 	churnWarmup     time.Duration
-	serviceTasks    int
+	serviceTasks    float64
 	serviceSize     int
 	replaceAfter    time.Duration
 	saturationTasks int
@@ -124,7 +125,7 @@ func main() {
 	flag.Float64Var(&f.rate, "rate", 5, "startup scenario: Tasks created per second")
 	flag.Float64Var(&f.churn, "churn", 20, "startup scenario: background operations per second (create, stop, delete standalone Tasks in turn); 0 for none")
 	flag.DurationVar(&f.churnWarmup, "churn-warmup", 10*time.Second, "startup scenario: churn before the first timed create")
-	flag.IntVar(&f.serviceTasks, "service-tasks", 3, "restart and failure scenarios: service tasks per instance")
+	flag.Float64Var(&f.serviceTasks, "service-tasks", 3, "restart and failure scenarios: service tasks per instance; below 1 runs them on a share of the instances (0.1: one task per ten instances)")
 	flag.IntVar(&f.serviceSize, "service-size", 50, "restart and failure scenarios: tasks per service")
 	flag.DurationVar(&f.replaceAfter, "replace-after", 10*time.Second, "restart and failure scenarios: the services' disconnectPolicy gracePeriodSeconds (action Replace)")
 	flag.IntVar(&f.saturationTasks, "saturation-tasks", 30, "saturation scenario: tasks per instance, a quarter in services of 250, a quarter of 30, half of 5")
@@ -149,17 +150,20 @@ func main() {
 		fatalf("--heartbeat and --idle must be at least 1s, --status-interval, --start-delay and --stop-delay not negative")
 	case sc.startup && (f.tasks < 1 || f.rate <= 0 || f.churn < 0):
 		fatalf("--tasks and --rate must be positive, --churn not negative")
-	case (sc.restart || sc.failure) && (f.serviceTasks < 1 || f.serviceSize < 1 || f.replaceAfter < 0 || f.replaceAfter%time.Second != 0):
-		fatalf("--service-tasks and --service-size must be positive, --replace-after whole seconds")
+	case (sc.restart || sc.failure) && (f.serviceTaskCount() < 1 || f.serviceSize < 1 || f.replaceAfter < 0 || f.replaceAfter%time.Second != 0):
+		fatalf("--service-tasks must make at least one task, --service-size be positive, --replace-after whole seconds")
 	case sc.saturation && f.saturationTasks < 1:
 		fatalf("--saturation-tasks must be positive")
-	case f.cpu/taskCPU < f.saturationTasks+f.serviceTasks+1 || f.memory/taskMemory < f.saturationTasks+f.serviceTasks+1:
+	case f.cpu/taskCPU < f.saturationTasks+int(math.Ceil(f.serviceTasks))+1 || f.memory/taskMemory < f.saturationTasks+int(math.Ceil(f.serviceTasks))+1:
 		fatalf("--instance-cpu and --instance-memory must leave room for the tasks of the scenarios (%d CPU units, %d MiB each)", taskCPU, taskMemory)
 	}
 	if err := run(f, sc); err != nil {
 		fatalf("%v", err)
 	}
 }
+
+// serviceTaskCount is how many tasks the services of the restart and failure scenarios run in all.
+func (f flags) serviceTaskCount() int { return int(math.Round(f.serviceTasks * float64(f.instances))) }
 
 type scenarios struct{ heartbeat, startup, restart, failure, saturation bool }
 
@@ -367,7 +371,12 @@ func run(f flags, sc scenarios) error {
 
 // startFleet waits until every instance has started and is marked connected.
 func (r *report) startFleet(ctx context.Context, f flags, c client.Client, fleet *hollow.Fleet, t0 time.Time, ph *phases) error {
-	sctx, cancel := context.WithTimeout(ctx, f.timeout)
+	// The instances start in order at --start-rate: the phase's timeout counts from the last one's turn.
+	limit := f.timeout
+	if f.startRate > 0 {
+		limit += time.Duration(float64(f.instances) / f.startRate * float64(time.Second))
+	}
+	sctx, cancel := context.WithTimeout(ctx, limit)
 	err := fleet.WaitStarted(sctx)
 	cancel()
 	if err != nil {
