@@ -129,7 +129,7 @@ func main() {
 	flag.IntVar(&f.serviceSize, "service-size", 50, "restart and failure scenarios: tasks per service")
 	flag.DurationVar(&f.replaceAfter, "replace-after", 10*time.Second, "restart and failure scenarios: the services' disconnectPolicy gracePeriodSeconds (action Replace)")
 	flag.IntVar(&f.saturationTasks, "saturation-tasks", 30, "saturation scenario: tasks per instance, a quarter in services of 250, a quarter of 30, half of 5")
-	flag.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up when a phase does not finish within this")
+	flag.DurationVar(&f.timeout, "timeout", 20*time.Minute, "give up when a phase does not finish within this (a bound, not a goal: filling 1,000 instances with 30 tasks each takes about 10 minutes on 2 cores)")
 	flag.DurationVar(&f.readyTimeout, "ready-timeout", 3*time.Minute, "give up when droverd is not ready within this")
 	flag.StringVar(&f.profileDir, "profile-dir", "", "run droverd with --profiling and save CPU profiles of each scenario here")
 	flag.BoolVar(&f.keepDataDir, "keep-data-dir", false, "keep droverd's temporary data dir and log")
@@ -678,7 +678,7 @@ func (r *report) markdown(f flags) string {
 		w("| startup: droverd RSS at the end | %s |", s.rss)
 	}
 	if s := r.steady; s != nil {
-		w("| services for restart and failure: %d tasks (%d per instance) in %d services, disconnectPolicy Replace after %s | all RUNNING %s after the first create (%d instances seen disconnected meanwhile) |",
+		w("| services for restart and failure: %d tasks (%g per instance) in %d services, disconnectPolicy Replace after %s | all RUNNING %s after the first create (%d instances seen disconnected meanwhile) |",
 			s.set.total, f.serviceTasks, len(s.set.desired), f.replaceAfter, ms(s.ready), s.flapped)
 	}
 	if r.restart != nil {
