@@ -192,35 +192,14 @@ type binding struct {
 	instance string
 }
 
-// read returns the namespace's instances and tasks as the cache holds them, not to be modified:
-// in place when the cache exposes them, else through the client.
+// read returns the namespace's instances and tasks as the cache holds them, not to be modified.
 func (r *Reconciler) read(ctx context.Context, namespace string) ([]*ecsv1alpha1.ContainerInstance, []*ecsv1alpha1.Task, error) {
-	if r.instanceView != nil && r.taskView != nil {
-		instances, err := r.instanceView.List(namespace)
-		if err != nil {
-			return nil, nil, err
-		}
-		tasks, err := r.taskView.List(namespace)
-		return instances, tasks, err
-	}
-	noCopy := []client.ListOption{client.InNamespace(namespace), client.UnsafeDisableDeepCopy}
-	il := &ecsv1alpha1.ContainerInstanceList{}
-	if err := r.List(ctx, il, noCopy...); err != nil {
+	instances, err := cacheview.List(ctx, r.instanceView, r.Client, &ecsv1alpha1.ContainerInstanceList{}, namespace)
+	if err != nil {
 		return nil, nil, err
 	}
-	tl := &ecsv1alpha1.TaskList{}
-	if err := r.List(ctx, tl, noCopy...); err != nil {
-		return nil, nil, err
-	}
-	instances := make([]*ecsv1alpha1.ContainerInstance, len(il.Items))
-	for i := range il.Items {
-		instances[i] = &il.Items[i]
-	}
-	tasks := make([]*ecsv1alpha1.Task, len(tl.Items))
-	for i := range tl.Items {
-		tasks[i] = &tl.Items[i]
-	}
-	return instances, tasks, nil
+	tasks, err := cacheview.List(ctx, r.taskView, r.Client, &ecsv1alpha1.TaskList{}, namespace)
+	return instances, tasks, err
 }
 
 // snapshot builds the candidates of a cluster from its instances and the tasks bound to them

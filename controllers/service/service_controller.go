@@ -181,7 +181,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	}
 	// The pass only reads the instances, which every pass of every service in the namespace
 	// lists: as the cache holds them, without copies.
-	instances, err := r.readInstances(ctx, svc.Namespace)
+	instances, err := cacheview.List(ctx, r.instanceView, r.Client, &ecsv1alpha1.ContainerInstanceList{}, svc.Namespace)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -699,23 +699,6 @@ func (r *Reconciler) servicesInCluster(ctx context.Context, obj client.Object) [
 		}
 	}
 	return out
-}
-
-// readInstances returns the namespace's container instances as the cache holds them, not to be
-// modified: in place when the cache exposes them, else through the client.
-func (r *Reconciler) readInstances(ctx context.Context, namespace string) ([]*ecsv1alpha1.ContainerInstance, error) {
-	if r.instanceView != nil {
-		return r.instanceView.List(namespace)
-	}
-	l := &ecsv1alpha1.ContainerInstanceList{}
-	if err := r.List(ctx, l, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
-		return nil, err
-	}
-	out := make([]*ecsv1alpha1.ContainerInstance, len(l.Items))
-	for i := range l.Items {
-		out[i] = &l.Items[i]
-	}
-	return out, nil
 }
 
 func (r *Reconciler) now() time.Time {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -34,21 +35,6 @@ func New[T client.Object](ctx context.Context, c cache.Cache, obj T) (*View[T], 
 	return &View[T]{indexer: src.GetIndexer()}, nil
 }
 
-// Get returns the cached object namespace/name.
-func (v *View[T]) Get(namespace, name string) (T, bool) {
-	var zero T
-	key := name
-	if namespace != "" {
-		key = namespace + "/" + name
-	}
-	item, ok, err := v.indexer.GetByKey(key)
-	if err != nil || !ok {
-		return zero, false
-	}
-	obj, ok := item.(T)
-	return obj, ok
-}
-
 // List returns the cached objects of namespace, in no particular order.
 func (v *View[T]) List(namespace string) ([]T, error) {
 	items, err := v.indexer.ByIndex(toolscache.NamespaceIndex, namespace)
@@ -60,6 +46,30 @@ func (v *View[T]) List(namespace string) ([]T, error) {
 		if obj, ok := item.(T); ok {
 			out = append(out, obj)
 		}
+	}
+	return out, nil
+}
+
+// List returns the objects of namespace: through v in place, or when v is nil (no View could be
+// had) through c into list, as pointers to list's items.
+func List[T client.Object](ctx context.Context, v *View[T], c client.Reader, list client.ObjectList, namespace string) ([]T, error) {
+	if v != nil {
+		return v.List(namespace)
+	}
+	if err := c.List(ctx, list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(items))
+	for _, item := range items {
+		obj, ok := item.(T)
+		if !ok {
+			return nil, fmt.Errorf("listing %T: an item is %T", list, item)
+		}
+		out = append(out, obj)
 	}
 	return out, nil
 }

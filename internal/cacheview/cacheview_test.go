@@ -36,6 +36,19 @@ func names[T client.Object](objs []T) []string {
 	return out
 }
 
+// requireSameObjects requires a and b to hold the same objects: the same pointers, not equal copies.
+func requireSameObjects[T client.Object](t *testing.T, a, b []T, msg string) {
+	t.Helper()
+	require.Len(t, b, len(a), msg)
+	in := map[client.Object]bool{}
+	for _, o := range a {
+		in[o] = true
+	}
+	for _, o := range b {
+		require.True(t, in[o], "%s: %s is another object", msg, o.GetName())
+	}
+}
+
 func TestViewReadsTheCacheInPlace(t *testing.T) {
 	s := framework.Start(t, framework.WithoutControllers())
 	ctx, cancel := context.WithCancel(t.Context())
@@ -57,13 +70,22 @@ func TestViewReadsTheCacheInPlace(t *testing.T) {
 	list, err := v.List("default")
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{"web", "batch"}, names(list))
-	web, ok := v.Get("default", "web")
-	require.True(t, ok)
-	require.Equal(t, "default", web.Namespace)
-	again, _ := v.Get("default", "web")
-	require.Same(t, web, again, "a View hands out the cache's object, not a copy")
-	_, ok = v.Get("default", "missing")
-	require.False(t, ok)
+	again, err := v.List("default")
+	require.NoError(t, err)
+	requireSameObjects(t, list, again, "a View hands out the cache's objects, not copies")
+	none, err := v.List("missing")
+	require.NoError(t, err)
+	require.Empty(t, none)
+
+	// Without a View, List reads through the client, as a controller built without a manager does.
+	tds := &ecsv1alpha1.TaskDefinitionList{}
+	viaClient, err := cacheview.List(ctx, (*cacheview.View[*ecsv1alpha1.TaskDefinition])(nil), c, tds, "default")
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"web", "batch"}, names(viaClient))
+	require.Same(t, &tds.Items[0], viaClient[0], "the objects are the list's items")
+	inPlace, err := cacheview.List(ctx, v, c, &ecsv1alpha1.TaskDefinitionList{}, "default")
+	require.NoError(t, err)
+	requireSameObjects(t, list, inPlace, "with a View, List reads in place")
 
 	require.NoError(t, c.Delete(ctx, taskDefinition("default", "batch")))
 	require.Eventually(t, func() bool {
